@@ -1,0 +1,246 @@
+"""Frame sampling and the clip Dataset every loader shares.
+
+    records -> decode + resize (cached uint8) -> uniform_indices -> augment -> to_tensor
+
+Randomness (segment offsets, augmentation) comes from a generator seeded by
+(seed, epoch, index), so an item is the same whatever the worker count or the
+order it is asked for; call `set_epoch` before each epoch. Evaluation draws no
+random numbers at all.
+"""
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Callable, Iterable
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from bench.data.labels import EMOTIONS, NUM_CLASSES
+from bench.data.records import ClipRecord, check_on_error
+from bench.data.video import decode_video, read_frame
+from bench.errors import DataError
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+__all__ = ["ClipDataset", "uniform_indices", "to_tensor", "MEAN", "STD"]
+
+log = logging.getLogger(__name__)
+
+# X3D's Kinetics statistics, the same for every channel.
+MEAN = 0.45
+STD = 0.225
+
+ClipTransform = Callable[[np.ndarray, np.random.Generator], np.ndarray]
+
+
+def uniform_indices(
+    n_frames: int,
+    num_frames: int,
+    *,
+    rng: np.random.Generator | None = None,
+    pad: str = "last",
+) -> np.ndarray:
+    """`num_frames` indices into a clip of `n_frames`: index i*N/T (floored).
+
+    With `rng`, each index moves to a random frame of its segment
+    [i*N/T, (i+1)*N/T) (TSN-style). Clips shorter than `num_frames` keep every
+    frame and pad by repeating the last one (`pad="last"`, as Former-DFER
+    does) or by looping from the start (`pad="loop"`).
+    """
+    if n_frames < 1 or num_frames < 1:
+        raise ValueError(f"need n_frames >= 1 and num_frames >= 1, got {n_frames}, {num_frames}")
+    if n_frames < num_frames:
+        if pad == "last":
+            return np.minimum(np.arange(num_frames), n_frames - 1)
+        if pad == "loop":
+            return np.arange(num_frames) % n_frames
+        raise ValueError(f"pad must be 'last' or 'loop', got {pad!r}")
+    i = np.arange(num_frames)
+    starts = i * n_frames // num_frames
+    if rng is None:
+        return starts
+    ends = (i + 1) * n_frames // num_frames  # > starts because n_frames >= num_frames
+    return rng.integers(starts, ends)
+
+
+def to_tensor(frames: np.ndarray) -> torch.Tensor:
+    """uint8 frames (T, H, W, 3) -> normalised float32 (3, T, H, W)."""
+    if frames.dtype != np.uint8 or frames.ndim != 4 or frames.shape[-1] != 3:
+        raise ValueError(f"expected uint8 frames (T, H, W, 3), got {frames.dtype} {frames.shape}")
+    # numpy, not torch: torch's intra-op threads cost more than they save on a
+    # clip this small, and stall badly when the cores are busy.
+    x = np.empty((3, *frames.shape[:3]), np.float32)  # (3, T, H, W)
+    np.multiply(frames.transpose(3, 0, 1, 2), np.float32(1.0 / (255.0 * STD)), out=x, casting="unsafe")
+    x -= np.float32(MEAN / STD)
+    return torch.from_numpy(x)
+
+
+class ClipDataset(Dataset):
+    """Labelled clips as (3, T, H, W) tensors; see the module docstring for seeding.
+
+    cache=True keeps every decoded, resized frame of a clip (uint8) after its
+    first use, so later epochs decode nothing. Each DataLoader worker fills its
+    own copy: use num_workers=0, persistent_workers=True, or `preload()` before
+    forking workers.
+
+    on_error="skip": an unreadable frame is replaced by its nearest readable
+    neighbour in the clip and listed in `.skipped`; a clip with no readable
+    frame (or an undecodable video) still raises, unless `preload()` dropped it.
+    Skips noted inside DataLoader workers stay in the workers.
+
+    `transform` is applied only when train=True: evaluation is deterministic.
+    """
+
+    def __init__(
+        self,
+        records: Iterable[ClipRecord],
+        *,
+        # sampling
+        num_frames: int,
+        size: int,
+        # training-time randomness; off when train=False
+        transform: ClipTransform | None = None,
+        train: bool,
+        seed: int = 0,
+        # decoding
+        cache: bool = True,
+        on_error: str = "raise",
+    ) -> None:
+        self.records: list[ClipRecord] = list(records)
+        self.skipped: list[tuple[str, str]] = list(getattr(records, "skipped", []))
+        if num_frames < 1 or size < 1:
+            raise ValueError(f"num_frames and size must be >= 1, got {num_frames}, {size}")
+        self.num_frames = num_frames
+        self.size = size
+        self.transform = transform
+        self.train = train
+        self.seed = seed
+        self.epoch = 0
+        self.cache = cache
+        self.on_error = check_on_error(on_error)
+        self._cache: dict[int, np.ndarray] = {}
+        self._bad_frames: set[str] = set()
+        if cache:
+            n = sum(len(r.frames) for r in self.records if r.frames is not None)
+            log.info("frame cache will hold up to %.2f GB (%d frames at %dx%d)", n * size * size * 3 / 1e9, n, size, size)
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    @property
+    def labels(self) -> np.ndarray:
+        return np.array([r.label for r in self.records], dtype=np.int64)
+
+    def class_counts(self, num_classes: int = NUM_CLASSES) -> list[int]:
+        return np.bincount(self.labels, minlength=num_classes).tolist()
+
+    @property
+    def meta(self) -> pd.DataFrame:
+        """One row per clip, in dataset order: clip_id, label, emotion, then record meta."""
+        import pandas as pd
+
+        rows = []
+        for r in self.records:
+            row = {"clip_id": r.clip_id, "label": r.label, "emotion": EMOTIONS[r.label]}
+            row.update({k: v for k, v in r.meta.items() if k not in row})
+            rows.append(row)
+        return pd.DataFrame(rows, columns=None if rows else ["clip_id", "label", "emotion"])
+
+    # -- items ---------------------------------------------------------------
+
+    def rng(self, index: int) -> np.random.Generator:
+        """The generator of one item in the current epoch."""
+        return np.random.default_rng([self.seed, self.epoch, index])
+
+    def get_frames(self, index: int) -> np.ndarray:
+        """Evaluation sampling, no augmentation, uint8.  # (T, H, W, 3)"""
+        return self._sample(index, None)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
+        if not self.train:
+            return to_tensor(self._sample(index, None)), self.records[index].label
+        rng = self.rng(index)
+        frames = self._sample(index, rng)  # (T, H, W, 3)
+        if self.transform is not None:
+            frames = self.transform(frames, rng)
+        return to_tensor(frames), self.records[index].label  # (3, T, H, W)
+
+    def preload(self) -> int:
+        """Decode every clip now (into the cache if on); in skip mode drop unusable clips.
+
+        Returns the number of clips dropped.
+        """
+        kept: list[ClipRecord] = []
+        cache: dict[int, np.ndarray] = {}
+        for i, rec in enumerate(self.records):
+            try:
+                clip = self._cache.get(i)
+                if clip is None:
+                    clip = self._decode(rec, None)
+            except DataError as e:
+                if self.on_error == "raise":
+                    raise
+                self.skipped.append((rec.clip_id, str(e)))
+                continue
+            if self.cache:
+                cache[len(kept)] = clip
+            kept.append(rec)
+        dropped = len(self.records) - len(kept)
+        if dropped:
+            log.warning("dropped %d unreadable clip(s) of %d", dropped, len(self.records))
+        self.records, self._cache = kept, cache
+        return dropped
+
+    def _sample(self, index: int, rng: np.random.Generator | None) -> np.ndarray:
+        rec = self.records[index]
+        if self.cache or rec.video is not None:
+            clip = self._cache.get(index)
+            if clip is None:
+                clip = self._decode(rec, None)  # (N, H, W, 3)
+                if self.cache:
+                    self._cache[index] = clip
+            return clip[uniform_indices(len(clip), self.num_frames, rng=rng)]
+        assert rec.frames is not None
+        idx = uniform_indices(len(rec.frames), self.num_frames, rng=rng)
+        wanted, inverse = np.unique(idx, return_inverse=True)
+        return self._decode(rec, wanted)[inverse]
+
+    def _decode(self, rec: ClipRecord, wanted: np.ndarray | None) -> np.ndarray:
+        """Frames `wanted` (all if None) of a clip, resized.  # (len, H, W, 3)"""
+        if rec.video is not None:
+            return decode_video(rec.video, size=self.size)
+        assert rec.frames is not None
+        indices = range(len(rec.frames)) if wanted is None else wanted.tolist()
+        return np.stack([self._read_or_neighbour(rec, i) for i in indices])
+
+    def _read_or_neighbour(self, rec: ClipRecord, i: int) -> np.ndarray:
+        assert rec.frames is not None
+        try:
+            return read_frame(rec.frames[i], self.size)
+        except DataError as e:
+            if self.on_error == "raise":
+                raise
+            self._note_bad_frame(rec.frames[i], str(e))
+        # nearest readable frame: i-1, i+1, i-2, i+2, ...
+        n = len(rec.frames)
+        for d in range(1, n):
+            for j in (i - d, i + d):
+                if 0 <= j < n and str(rec.frames[j]) not in self._bad_frames:
+                    try:
+                        return read_frame(rec.frames[j], self.size)
+                    except DataError as e:
+                        self._note_bad_frame(rec.frames[j], str(e))
+        raise DataError(f"clip {rec.clip_id} ({rec.source}) has no readable frame")
+
+    def _note_bad_frame(self, path: object, reason: str) -> None:
+        if str(path) not in self._bad_frames:
+            self._bad_frames.add(str(path))
+            self.skipped.append((str(path), reason))
+            # One warning, then quiet: `.skipped` holds the full list.
+            level = logging.WARNING if len(self._bad_frames) == 1 else logging.DEBUG
+            log.log(level, "replacing unreadable frame by a neighbour (see .skipped): %s", reason)

@@ -1,0 +1,191 @@
+"""Data sets by name: `build_dataset("dfew", split="train", root=...)`.
+
+Every builder takes the same clip options (num_frames, size, augment, seed,
+cache, on_error) plus its own (root, fold, ...). `seed` drives training-time
+randomness; `data_seed` (synthetic only) drives the generator of the data.
+"""
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+from typing import Any
+
+from bench.data.clips import ClipDataset
+from bench.data.dfew import dfew_clip_id, read_dfew_split
+from bench.data.ferv39k import read_ferv39k_split
+from bench.data.records import ClipRecord, check_split
+from bench.data.transforms import build_train_transform
+from bench.data.video import read_video_list
+from bench.errors import ConfigError, DataError
+from bench.registry import Registry
+
+__all__ = ["DATASETS", "build_dataset", "join_metadata"]
+
+DATASETS: Registry = Registry("dataset")
+
+
+def build_dataset(
+    name: str,
+    *,
+    split: str,
+    num_frames: int = 8,
+    size: int = 64,
+    augment: bool = False,
+    seed: int = 0,
+    cache: bool = True,
+    on_error: str = "raise",
+    **dataset_options: Any,
+) -> ClipDataset:
+    """Build a registered data set; unknown options fail with a suggestion."""
+    return DATASETS.build(
+        name, split=split, num_frames=num_frames, size=size, augment=augment,
+        seed=seed, cache=cache, on_error=on_error, **dataset_options,
+    )
+
+
+def _clip_dataset(
+    records: list[ClipRecord], *, split: str, num_frames: int, size: int,
+    augment: bool, seed: int, cache: bool, on_error: str,
+) -> ClipDataset:
+    train = check_split(split) == "train"
+    transform = build_train_transform(size) if augment and train else None
+    return ClipDataset(
+        records, num_frames=num_frames, size=size, transform=transform,
+        train=train, seed=seed, cache=cache, on_error=on_error,
+    )
+
+
+def _need(value: str | Path | None, option: str, dataset: str, what: str) -> Path:
+    if value is None or str(value) == "":
+        raise ConfigError(f"dataset '{dataset}' needs option '{option}' ({what})")
+    return Path(value).expanduser()
+
+
+@DATASETS.register("dfew")
+def dfew(
+    *,
+    split: str,
+    root: str | Path | None = None,
+    fold: int = 1,
+    # clip options (see build_dataset)
+    num_frames: int = 8,
+    size: int = 64,
+    augment: bool = False,
+    seed: int = 0,
+    cache: bool = True,
+    on_error: str = "raise",
+) -> ClipDataset:
+    root = _need(root, "root", "dfew", "the folder holding Clip/ and EmoLabel_DataSplit/")
+    records = read_dfew_split(root, fold=fold, split=split, on_error=on_error)
+    return _clip_dataset(records, split=split, num_frames=num_frames, size=size,
+                         augment=augment, seed=seed, cache=cache, on_error=on_error)
+
+
+@DATASETS.register("ferv39k")
+def ferv39k(
+    *,
+    split: str,
+    root: str | Path | None = None,
+    # clip options (see build_dataset)
+    num_frames: int = 8,
+    size: int = 64,
+    augment: bool = False,
+    seed: int = 0,
+    cache: bool = True,
+    on_error: str = "raise",
+) -> ClipDataset:
+    root = _need(root, "root", "ferv39k", "the folder holding 4_setups/ and 2_ClipsforFaceCrop/")
+    records = read_ferv39k_split(root, split=split, on_error=on_error)
+    return _clip_dataset(records, split=split, num_frames=num_frames, size=size,
+                         augment=augment, seed=seed, cache=cache, on_error=on_error)
+
+
+@DATASETS.register("video")
+def video(
+    *,
+    split: str,
+    list: str | Path | None = None,  # noqa: A002 - the config key users write
+    # clip options (see build_dataset)
+    num_frames: int = 8,
+    size: int = 64,
+    augment: bool = False,
+    seed: int = 0,
+    cache: bool = True,
+    on_error: str = "raise",
+) -> ClipDataset:
+    """`split` only picks training or evaluation sampling; the list is the split."""
+    csv_path = _need(list, "list", "video", "a CSV of 'path,label' rows")
+    records = read_video_list(csv_path, on_error=on_error)
+    return _clip_dataset(records, split=split, num_frames=num_frames, size=size,
+                         augment=augment, seed=seed, cache=cache, on_error=on_error)
+
+
+@DATASETS.register("synthetic")
+def synthetic(
+    *,
+    split: str,
+    preset: str = "default",
+    data_seed: int = 0,
+    root: str | Path | None = None,
+    fold: int = 1,
+    synth_options: dict[str, Any] | None = None,
+    # clip options (see build_dataset)
+    num_frames: int = 8,
+    size: int = 64,
+    augment: bool = False,
+    seed: int = 0,
+    cache: bool = True,
+    on_error: str = "raise",
+) -> ClipDataset:
+    """Generated (or reused) DFEW-layout data; `.meta` carries metadata.csv."""
+    from bench.data.synth import ensure_synthetic  # generator is optional for other loaders
+
+    check_split(split)
+    folder = ensure_synthetic(preset=preset, seed=data_seed, root=root, **(synth_options or {}))
+    records = read_dfew_split(folder, fold=fold, split=split, on_error=on_error)
+    join_metadata(records, Path(folder) / "metadata.csv")
+    return _clip_dataset(records, split=split, num_frames=num_frames, size=size,
+                         augment=augment, seed=seed, cache=cache, on_error=on_error)
+
+
+def join_metadata(records: list[ClipRecord], csv_path: Path) -> None:
+    """Add each clip's metadata.csv row to `record.meta` (in place).
+
+    The row's 1-based `label` must agree with the split file: a mismatch means
+    the folder mixes two generations.
+    """
+    if not csv_path.is_file():
+        raise DataError(f"metadata file {csv_path} does not exist")
+    with csv_path.open(newline="", encoding="utf-8-sig") as f:
+        reader = csv.DictReader(f)
+        missing = {"video_name", "label"} - set(reader.fieldnames or [])
+        if missing:
+            raise DataError(f"{csv_path}:1: header lacks {', '.join(sorted(missing))}")
+        rows: dict[str, tuple[int, dict[str, str]]] = {}
+        for row in reader:
+            try:
+                rows[dfew_clip_id(row["video_name"])] = (reader.line_num, row)
+            except ValueError as e:
+                raise DataError(f"{csv_path}:{reader.line_num}: {e}") from None
+    for rec in records:
+        if rec.clip_id not in rows:
+            raise DataError(f"metadata file {csv_path} has no row for clip {rec.clip_id}")
+        line, row = rows[rec.clip_id]
+        if str(row["label"]).strip() != str(rec.label + 1):
+            raise DataError(
+                f"{csv_path}:{line}: label {row['label']} disagrees with the split file "
+                f"(DFEW label {rec.label + 1}) for clip {rec.clip_id}"
+            )
+        rec.meta.update({k: _parse_value(v) for k, v in row.items() if k not in ("video_name", "label")})
+
+
+def _parse_value(text: str | None) -> Any:
+    # metadata.csv mixes ints, floats and names; keep the frame numeric where it can be.
+    if text is None:
+        return None
+    for cast in (int, float):
+        try:
+            return cast(text)
+        except ValueError:
+            pass
+    return text

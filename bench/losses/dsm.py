@@ -1,0 +1,187 @@
+"""DSM: Distribution-aware Scaling Module, HDF's training objective (HDF_SPEC.md s.3).
+
+    z (B, D) -> L2 normalise -> s = z z^T / tau -> robust weights w(s; eta)
+      -> L_DSC (distributionally robust SupCon, `figure` or `code` variant)
+      -> L_IB = trace(Cov(z))
+    total = lambda_CE * CE(logits, y) + lambda_SC * (L_DSC + ib_weight * L_IB)
+
+with lambda_CE = alpha * g / (g + 1), lambda_SC = beta / (g + 1) from the global
+gradient norm g (adaptive scaling) or fixed alpha, beta.
+
+The pure functions below take normalised features so tests can check them
+against straightforward formulas; `DSMLoss` only wires them together.
+"""
+from __future__ import annotations
+
+import math
+from typing import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from bench.errors import ConfigError
+from bench.losses import LOSSES
+from bench.losses.base import Loss, LossOutput, as_counts, check_range
+
+__all__ = ["DSMLoss", "dsc_figure", "dsc_code", "ib_trace", "dsm_lambdas", "DSC_VARIANTS"]
+
+DSC_VARIANTS = ("figure", "code")
+
+
+def _positives(y: Tensor) -> Tensor:
+    """(B, B) bool: same label, not self."""
+    eye = torch.eye(y.numel(), dtype=torch.bool, device=y.device)
+    return (y[:, None] == y[None, :]) & ~eye
+
+
+def _zero_like_graph(zn: Tensor) -> Tensor:
+    """A zero that still depends on the features, so backward() works."""
+    return zn.sum() * 0.0
+
+
+def dsc_figure(zn: Tensor, y: Tensor, *, tau: float, eta: float) -> Tensor:
+    """The paper figure's L_DSC with row-mean-normalised weights, in log space.
+
+    L(i) = -1/|P(i)| sum_p [ s_ip - log sum_{a != i} v_ia exp(s_ia) ],
+    v_ia = w_ia / mean_{b != i} w_ib.  Bounded by the range of s (about 2 / tau).
+    """
+    pos = _positives(y)  # (B, B)
+    has_pos = pos.any(dim=1)  # (B,)
+    if not bool(has_pos.any()):
+        return _zero_like_graph(zn)
+    n = zn.shape[0]  # >= 2 here
+    eye = torch.eye(n, dtype=torch.bool, device=zn.device)
+    s = zn @ zn.T / tau  # (B, B)
+    log_w = -((s - eta) ** 2) / (2.0 * eta**2)  # (B, B), may be ~-1e4: never exp'd alone
+    log_mean_w = torch.logsumexp(log_w.masked_fill(eye, -math.inf), dim=1, keepdim=True) - math.log(n - 1)
+    log_v = log_w - log_mean_w  # (B, B), mean_{b != i} v_ib = 1
+    log_den = torch.logsumexp((log_v + s).masked_fill(eye, -math.inf), dim=1, keepdim=True)  # (B, 1)
+    log_prob = s - log_den  # (B, B)
+    per_anchor = -(log_prob * pos).sum(dim=1) / pos.sum(dim=1).clamp_min(1)  # (B,)
+    return per_anchor[has_pos].mean()
+
+
+def dsc_code(zn: Tensor, y: Tensor, *, tau: float, eta: float) -> Tensor:
+    """The released code's L_DSC, kept faithful (it is nearly zero on most batches).
+
+    s is shifted by its row max (detached, SupCon style); weights are computed from
+    the shifted s and normalised to sum 1 over the whole row, self included;
+    log_prob is a log-softmax over the whole row, self included.
+    """
+    pos = _positives(y)  # (B, B)
+    has_pos = pos.any(dim=1)  # (B,)
+    if not bool(has_pos.any()):
+        return _zero_like_graph(zn)
+    s = zn @ zn.T / tau  # (B, B)
+    s = s - s.max(dim=1, keepdim=True).values.detach()
+    w = torch.softmax(-((s - eta) ** 2) / (2.0 * eta**2), dim=1)  # (B, B), rows sum to 1
+    log_prob = s - torch.logsumexp(s, dim=1, keepdim=True)  # (B, B)
+    per_anchor = -(w * log_prob * pos).sum(dim=1) / pos.sum(dim=1).clamp_min(1)  # (B,)
+    return per_anchor[has_pos].mean()
+
+
+def ib_trace(zn: Tensor) -> Tensor:
+    """trace(Cov(Z)) with the 1/N (biased) covariance: the batch's total variance."""
+    centred = zn - zn.mean(dim=0, keepdim=True)  # (B, D)
+    return (centred**2).sum(dim=1).mean()
+
+
+def dsm_lambdas(
+    *, alpha: float, beta: float, adaptive: bool, grad_norm: float | None
+) -> tuple[float, float]:
+    """(lambda_CE, lambda_SC); g defaults to 1.0 on the first step."""
+    if not adaptive:
+        return alpha, beta
+    g = 1.0 if grad_norm is None else float(grad_norm)
+    if math.isnan(g) or g < 0:
+        raise ValueError(f"DSM got an invalid gradient norm {g!r}; training has diverged")
+    if math.isinf(g):
+        return alpha, 0.0
+    return alpha * g / (g + 1.0), beta / (g + 1.0)
+
+
+_DSC = {"figure": dsc_figure, "code": dsc_code}
+
+
+class DSMLoss(Loss):
+    """CE + distributionally robust SupCon + information bottleneck, gradient-scaled."""
+
+    def __init__(
+        self,
+        *,
+        # similarity / robust weights
+        tau: float = 0.07,
+        eta: float = 0.2,
+        dsc_variant: str = "figure",
+        # information bottleneck
+        ib_weight: float = 0.1,
+        # scaling
+        alpha: float = 10.0,
+        beta: float = 0.1,
+        adaptive_scaling: bool = True,
+        # cross-entropy
+        label_smoothing: float = 0.1,
+    ) -> None:
+        super().__init__()
+        self.tau, self.eta, self.dsc_variant = tau, eta, dsc_variant
+        self.ib_weight, self.alpha, self.beta = ib_weight, alpha, beta
+        self.adaptive_scaling, self.label_smoothing = adaptive_scaling, label_smoothing
+        self.uses_grad_norm = adaptive_scaling
+
+    def forward(self, logits: Tensor, z: Tensor, y: Tensor, *,
+                grad_norm: float | None = None) -> LossOutput:
+        ce = F.cross_entropy(logits.float(), y, label_smoothing=self.label_smoothing)
+        # exp(-(s - eta)^2 / 2 eta^2) at s ~ 1 / tau needs float32 similarities,
+        # which autocast would otherwise compute in half precision
+        with torch.autocast(device_type=z.device.type, enabled=False):
+            zn = F.normalize(z.float().flatten(1), dim=1)  # (B, D)
+            dsc = _DSC[self.dsc_variant](zn, y, tau=self.tau, eta=self.eta)
+            ib = ib_trace(zn)
+        lam_ce, lam_sc = dsm_lambdas(alpha=self.alpha, beta=self.beta,
+                                     adaptive=self.adaptive_scaling, grad_norm=grad_norm)
+        total = lam_ce * ce + lam_sc * (dsc + self.ib_weight * ib)
+        parts = {"ce": ce.item(), "dsc": dsc.item(), "ib": ib.item(),
+                 "lambda_ce": lam_ce, "lambda_sc": lam_sc}
+        return LossOutput(total, parts)
+
+    def extra_repr(self) -> str:
+        return (f"variant={self.dsc_variant}, tau={self.tau}, eta={self.eta}, "
+                f"ib_weight={self.ib_weight}, alpha={self.alpha}, beta={self.beta}, "
+                f"adaptive={self.adaptive_scaling}")
+
+
+@LOSSES.register("dsm")
+def dsm(
+    *,
+    class_counts: Sequence[int],
+    # similarity / robust weights
+    tau: float = 0.07,
+    eta: float = 0.2,
+    dsc_variant: str = "figure",
+    # information bottleneck (signed: + figure, - released code)
+    ib_weight: float = 0.1,
+    # scaling
+    alpha: float = 10.0,
+    beta: float = 0.1,
+    adaptive_scaling: bool = True,
+    # cross-entropy
+    label_smoothing: float = 0.1,
+) -> DSMLoss:
+    as_counts(class_counts)
+    if dsc_variant not in DSC_VARIANTS:
+        raise ConfigError(f"loss option 'dsc_variant' = {dsc_variant!r} is unknown; "
+                          f"allowed: {', '.join(DSC_VARIANTS)}")
+    if not isinstance(adaptive_scaling, bool):
+        raise ConfigError(f"loss option 'adaptive_scaling' = {adaptive_scaling!r}; allowed: true, false")
+    return DSMLoss(
+        tau=check_range("tau", tau, low=0.0, low_open=True),
+        eta=check_range("eta", eta, low=0.0, low_open=True),
+        dsc_variant=dsc_variant,
+        ib_weight=check_range("ib_weight", ib_weight),
+        alpha=check_range("alpha", alpha, low=0.0, low_open=True),
+        beta=check_range("beta", beta, low=0.0),
+        adaptive_scaling=adaptive_scaling,
+        label_smoothing=check_range("label_smoothing", label_smoothing, low=0.0, high=1.0,
+                                    high_open=True),
+    )

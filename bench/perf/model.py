@@ -1,0 +1,105 @@
+"""Model cost: ms per clip forward+backward for X3D, X3D+DAM and a full HDF step.
+
+Two ratios decide the goals (issue 2): X3D+DAM / X3D (goal <= 1.10) and a
+full HDF step (DAM + DSM + SAM: two forward/backward passes) / a plain AdamW
+step (goal <= 2.2). All variants are timed round-robin in one process.
+"""
+from __future__ import annotations
+
+import argparse
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+
+from bench.data.labels import NUM_CLASSES
+from bench.losses import build_loss
+from bench.models import build_model
+from bench.optim import SAM, bn_running_stats, build_optimizer
+from bench.perf.timing import interleaved, median
+
+# preset -> (frames, crop, batch): the CPU preset at its training size, X3D-S at DFEW's.
+SHAPES = {"tiny": (8, 64, 8), "xs": (8, 112, 2), "s": (16, 112, 2), "m": (16, 224, 1)}
+
+
+def add_arguments(ap: argparse.ArgumentParser) -> None:
+    ap.add_argument("--presets", default="tiny,s", help="comma-separated X3D presets (tiny,xs,s,m)")
+    ap.add_argument("--repeats", type=int, default=5, help="timed rounds per variant")
+    ap.add_argument("--threads", type=int, default=None, help="torch threads (default: all cores)")
+    ap.add_argument("--device", default="cpu")
+
+
+def _variants(preset: str, t: int, s: int, b: int, device: torch.device) -> dict[str, Callable[[], None]]:
+    x = torch.randn(b, 3, t, s, s, device=device)  # (B, C, T, H, W)
+    y = torch.arange(b, device=device) % NUM_CLASSES
+    counts = [10] * NUM_CLASSES
+
+    def net(dam: bool) -> torch.nn.Module:
+        torch.manual_seed(0)
+        return build_model("x3d", num_frames=t, crop_size=s, preset=preset,
+                           dam_stages=[dam] * 4).to(device).train()
+
+    plain, with_dam = net(False), net(True)
+
+    def fwd_bwd(model: torch.nn.Module) -> Callable[[], None]:
+        def run() -> None:
+            logits, _ = model(x)
+            F.cross_entropy(logits, y).backward()
+            model.zero_grad(set_to_none=True)
+        return run
+
+    base_model = net(False)
+    base_opt = build_optimizer(base_model.parameters(), name="adamw", lr=1e-3)
+    ce = build_loss("ce", class_counts=counts).to(device)
+
+    def adamw_step() -> None:
+        logits, z = base_model(x)
+        ce(logits, z, y).total.backward()
+        base_opt.step()
+        base_opt.zero_grad(set_to_none=True)
+
+    hdf_model = net(True)
+    hdf_opt = build_optimizer(hdf_model.parameters(), name="adamw", lr=1e-3, sam=True, rho=0.05)
+    dsm = build_loss("dsm", class_counts=counts).to(device)
+    state = {"g": None}
+
+    def hdf_step() -> None:
+        logits, z = hdf_model(x)
+        dsm(logits, z, y, grad_norm=state["g"]).total.backward()
+        assert isinstance(hdf_opt, SAM)
+        state["g"] = hdf_opt.first_step(zero_grad=True)
+        bn_running_stats(hdf_model, False)
+        logits, z = hdf_model(x)
+        dsm(logits, z, y, grad_norm=state["g"]).total.backward()
+        bn_running_stats(hdf_model, True)
+        hdf_opt.second_step(zero_grad=True)
+
+    return {"x3d fwd+bwd": fwd_bwd(plain), "x3d+dam fwd+bwd": fwd_bwd(with_dam),
+            "adamw step (x3d, ce)": adamw_step, "hdf step (dam+dsm+sam)": hdf_step}
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    device = torch.device(args.device)
+    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
+    print(f"device {device}, torch threads {torch.get_num_threads()}, {args.repeats} rounds, "
+          f"median ms per clip")
+    for preset in [p.strip() for p in args.presets.split(",") if p.strip()]:
+        if preset not in SHAPES:
+            raise SystemExit(f"error: unknown preset '{preset}'. Known: {', '.join(SHAPES)}")
+        t, s, b = SHAPES[preset]
+        fns = _variants(preset, t, s, b, device)
+        timed = {k: (lambda f=f: (f(), sync())) for k, f in fns.items()}
+        times = interleaved(timed, repeats=args.repeats)
+        ms = {k: 1000 * median(v) / b for k, v in times.items()}
+        print(f"\n{preset}: clip {t}x{s}x{s}, batch {b}")
+        for k, v in ms.items():
+            print(f"  {k:<24} {v:9.1f} ms/clip")
+        dam_ratio = ms["x3d+dam fwd+bwd"] / ms["x3d fwd+bwd"]
+        hdf_ratio = ms["hdf step (dam+dsm+sam)"] / ms["adamw step (x3d, ce)"]
+        print(f"  ratio DAM / plain X3D       {dam_ratio:5.2f}x  (goal <= 1.10: "
+              f"{'met' if dam_ratio <= 1.10 else 'missed'})")
+        print(f"  ratio HDF step / AdamW step {hdf_ratio:5.2f}x  (goal <= 2.20: "
+              f"{'met' if hdf_ratio <= 2.20 else 'missed'})")
+    return 0
