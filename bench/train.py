@@ -54,6 +54,9 @@ def run_training(cfg: Config, *, out: str | Path, name: str, reporter: Reporter)
     """Train every fold, writing the run folder as it goes; returns its final path."""
     folds = folds_for(cfg)
     trainer = Trainer(cfg, fold=folds[0])  # build data/model first: errors before any write
+    reporter.info(f"training {cfg.method or 'custom config'}: model {cfg.model.name}/"
+                  f"{cfg.model.preset}, loss {cfg.loss.name}, optim {cfg.optim.name}"
+                  f"{'+SAM' if cfg.optim.sam else ''}, data {cfg.data.name}")
     run = RunFolder(out, name)
     try:
         run.write_yaml("config.yaml", cfg.to_dict())
@@ -135,9 +138,6 @@ def main(argv: list[str] | None = None) -> int:
     cfg = load_config(args.config, method=args.method, overrides=args.overrides)
     name = args.name or f"{cfg.method or 'custom'}-{dt.datetime.now():%Y%m%d-%H%M%S}"
     reporter = Reporter(quiet=args.quiet)
-    reporter.info(f"training {cfg.method or 'custom config'}: model {cfg.model.name}/"
-                  f"{cfg.model.preset}, loss {cfg.loss.name}, optim {cfg.optim.name}"
-                  f"{'+SAM' if cfg.optim.sam else ''}, data {cfg.data.name}")
     path = run_training(cfg, out=args.out, name=name, reporter=reporter)
     reporter.result(f"{summarize(pd.read_csv(path / 'metrics.csv'))}\nrun folder: {path}")
     return 0
