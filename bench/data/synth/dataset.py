@@ -76,7 +76,7 @@ def _clip(emotion: str, subj: dict[str, Any], src: dict[str, Any], opts: SynthOp
     n = int(np.clip(round(rng.uniform(*opts.duration_s) * src["fps"]), opts.min_frames, opts.max_frames))
     onset, apex, apex_end, offset = _timing(n, opts, rng)
     gains = np.array([subj[f"gain_{a}"] for a in ACTIONS])
-    act = prototype(emotion, confusability=opts.confusability) * intensity * gains
+    act = prototype(emotion, confusability=opts.confusability) * intensity * gains * opts.expression_gain
     act *= np.clip(1 + opts.action_jitter * rng.standard_normal(len(ACTIONS)), 0.0, None)
     for k in rng.choice(len(ACTIONS), size=rng.poisson(1.0), replace=True):
         act[k] += rng.uniform(0, opts.distractor_level)

@@ -44,6 +44,7 @@ class SynthOptions:
     # Subjects and sources
     primary_source_prob: float = 0.8      # rest of a subject's clips come from a second source
     # Difficulty knobs
+    expression_gain: float = 1.0          # scales every action's amplitude (visibility at 64 px)
     intensity_range: tuple[float, float] = (0.25, 1.0)
     subtle_fraction: float = 0.2          # clips whose intensity is drawn from the low third
     confusability: float = 0.3            # 0: prototypes apart; 1: pairs mixed half-way
@@ -131,7 +132,7 @@ def _check(opts: SynthOptions) -> None:
         v = getattr(opts, name)
         need(0.0 <= v <= 1.0, f"{name}={v} must be in [0, 1]")
     for name in ("action_jitter", "distractor_level", "style_strength", "talk_level",
-                 "pose_range", "source_spread", "noise_scale"):
+                 "pose_range", "source_spread", "noise_scale", "expression_gain"):
         v = getattr(opts, name)
         need(v >= 0.0, f"{name}={v} must be >= 0")
     parse_class_prior(opts.class_prior)
