@@ -20,7 +20,7 @@ __all__ = ["GENERATOR_VERSION", "SynthOptions", "PRESETS", "make_options", "non_
            "parse_class_prior", "DFEW_COUNTS"]
 
 # Bump whenever the same options + seed would give different bytes.
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 2
 
 # DFEW single-labelled clip counts, in EMOTIONS order.
 DFEW_COUNTS: tuple[int, ...] = (2445, 1894, 2669, 2173, 1469, 145, 902)
