@@ -80,6 +80,7 @@ class TrainConfig:
     threads: int | None = None
     kfold: bool = False
     eval_every: int = 1
+    val_fraction: float = 0.0  # hold out this share of train (by subject when known) as "val"
 
 
 @dataclass
@@ -201,6 +202,8 @@ def _check_values(cfg: Config, source: str) -> None:
          f"data.on_error must be 'raise' or 'skip', got {cfg.data.on_error!r}")
     need(cfg.train.epochs >= 1, f"train.epochs must be >= 1, got {cfg.train.epochs}")
     need(cfg.train.eval_every >= 1, "train.eval_every must be >= 1")
+    need(0.0 <= cfg.train.val_fraction < 1.0,
+         f"train.val_fraction must be in [0, 1), got {cfg.train.val_fraction}")
     need(cfg.train.device in ("auto", "cpu", "cuda") or cfg.train.device.startswith("cuda:"),
          f"train.device must be auto, cpu, cuda or cuda:N, got {cfg.train.device!r}")
 

@@ -105,6 +105,23 @@ def build_split(cfg: Config, split: str, *, fold: int | None = None):
                          cache=d.cache, on_error=d.on_error, **options)
 
 
+def holdout(train_set: Any, fraction: float) -> Any:
+    """Move `fraction` of the training clips into an evaluation-only "val" set.
+
+    Whole subjects move when the metadata knows them (no identity leaks into
+    val). The draw uses a fixed seed, not train.seed, so every trial and seed
+    of a sweep is scored on the same clips.
+    """
+    records = train_set.records
+    groups = [str(r.meta.get("subject", r.clip_id)) for r in records]
+    uniq = sorted(set(groups))
+    rng = np.random.default_rng(20251)
+    n_val = min(len(uniq) - 1, max(1, round(fraction * len(uniq))))
+    val_groups = set(rng.permutation(len(uniq))[:n_val].tolist())
+    chosen = {uniq[i] for i in val_groups}
+    return train_set.split_off(g in chosen for g in groups)
+
+
 def model_from_config(cfg: Config) -> torch.nn.Module:
     """The network a config describes, built for its clip size."""
     m, d = cfg.model, cfg.data
@@ -127,6 +144,8 @@ class Trainer:
         d = cfg.data
         self.train_set = build_split(cfg, "train", fold=fold)
         self.test_set = build_split(cfg, "test", fold=fold)
+        self.val_set = holdout(self.train_set, cfg.train.val_fraction) \
+            if cfg.train.val_fraction > 0 else None
         self.class_counts = list(self.train_set.class_counts(len(EMOTIONS)))
         pin = self.device.type == "cuda"
         self._gen = torch.Generator()
@@ -136,6 +155,9 @@ class Trainer:
                                        persistent_workers=d.workers > 0)
         self.test_loader = DataLoader(self.test_set, batch_size=d.batch_size, shuffle=False,
                                       num_workers=d.workers, pin_memory=pin)
+        self.val_loader = None if self.val_set is None else DataLoader(
+            self.val_set, batch_size=d.batch_size, shuffle=False, num_workers=d.workers,
+            pin_memory=pin)
         self.model = model_from_config(cfg).to(self.device)
         self.loss_fn = build_loss(cfg.loss.name, class_counts=self.class_counts,
                                   **cfg.loss.options).to(self.device)
@@ -211,7 +233,12 @@ class Trainer:
                      lr=float(self.optimizer.param_groups[0]["lr"]))
         return stats
 
-    def evaluate(self, progress: Progress | None = None) -> EvalResult:
+    def evaluate(self, progress: Progress | None = None, *, split: str = "test") -> EvalResult:
+        """Score the test split, or the held-out "val" part of train (train.val_fraction)."""
+        if split == "val":
+            if self.val_loader is None:
+                raise ValueError("no val split: set train.val_fraction > 0")
+            return evaluate(self.model, self.val_loader, self.device, progress)
         return evaluate(self.model, self.test_loader, self.device, progress)
 
     # -- checkpoints -----------------------------------------------------------

@@ -12,7 +12,7 @@ import numpy as np
 
 from bench.registry import Registry
 
-__all__ = ["METRICS", "confusion_matrix", "per_class_recall", "war", "uar", "score"]
+__all__ = ["METRICS", "confusion_matrix", "per_class_recall", "war", "uar", "score", "objective_names"]
 
 MetricFn = Callable[[np.ndarray, np.ndarray, int], float]
 METRICS: Registry[MetricFn] = Registry("metric")
@@ -55,3 +55,10 @@ def score(y_true: Sequence[int], y_pred: Sequence[int], class_names: Sequence[st
     for name, r in zip(class_names, per_class_recall(y_true, y_pred, k)):
         out[f"recall_{name}"] = float(r)
     return out
+
+
+def objective_names() -> list[str]:
+    """Names `score` returns, i.e. what a sweep can optimise."""
+    from bench.data.labels import EMOTIONS
+
+    return [*METRICS.names(), *(f"recall_{c}" for c in EMOTIONS)]

@@ -151,6 +151,17 @@ class ClipDataset(Dataset):
             rows.append(row)
         return pd.DataFrame(rows, columns=None if rows else ["clip_id", "label", "emotion"])
 
+    def split_off(self, move: "Iterable[bool]") -> "ClipDataset":
+        """Remove the flagged clips from this set and return them as an evaluation set."""
+        move = list(move)
+        if len(move) != len(self.records):
+            raise ValueError(f"need one flag per clip ({len(self.records)}), got {len(move)}")
+        moved = [r for r, m in zip(self.records, move) if m]
+        self.records = [r for r, m in zip(self.records, move) if not m]
+        self._cache.clear()
+        return ClipDataset(moved, num_frames=self.num_frames, size=self.size, train=False,
+                           seed=self.seed, cache=self.cache, on_error=self.on_error)
+
     # -- items ---------------------------------------------------------------
 
     def rng(self, index: int) -> np.random.Generator:

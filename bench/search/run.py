@@ -1,0 +1,251 @@
+"""Run a study with Ray Tune + OptunaSearch (+ ASHA), then its baselines.
+
+Two Tune experiments live in the run folder, `tune/sweep` and `tune/baselines`;
+both are restored (not restarted) when they exist, which is what `--resume`
+does after a killed driver: Tune's experiment state is saved after every
+controller step, so finished trials are never rerun and running ones restart
+from their last epoch checkpoint. The Optuna study is stored in
+`optuna.journal` (optuna-dashboard opens it).
+"""
+from __future__ import annotations
+
+import os
+import re
+import signal
+import socket
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+from bench.errors import ConfigError
+from bench.search.spaces import DefineByRun, Study
+from bench.search.trainable import METHOD_KEY, SEED_KEY, run_trial
+
+__all__ = ["init_ray", "run_phase", "SweepInterrupted", "JOURNAL", "phase_path"]
+
+JOURNAL = "optuna.journal"
+Log = Callable[[str], None]
+
+
+class SweepInterrupted(Exception):
+    """The driver was asked to stop (SIGINT/SIGTERM); the run folder can be resumed."""
+
+
+def phase_path(run_dir: Path, phase: str) -> Path:
+    return run_dir / "tune" / phase
+
+
+def _check_reachable(address: str) -> None:
+    """Fail in seconds, not minutes, on a Ray address nobody listens at."""
+    if address in ("auto", "local") or address.startswith("ray://"):
+        return
+    host, _, port = address.rpartition(":")
+    try:
+        with socket.create_connection((host or "127.0.0.1", int(port)), timeout=5):
+            pass
+    except (OSError, ValueError):
+        raise ConfigError(f"cannot reach a Ray cluster at {address} (is `ray start --head` "
+                          f"running there, and is the port right?)") from None
+
+
+def init_ray(*, address: str | None, num_cpus: int | None, num_gpus: int | None) -> None:
+    import ray
+
+    if ray.is_initialized():
+        return
+    os.environ.setdefault("RAY_DEDUP_LOGS", "0")
+    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # our own progress lines, not Tune's tables
+    kwargs: dict[str, Any] = dict(include_dashboard=False, log_to_driver=False,
+                                  configure_logging=True, logging_level="ERROR")
+    if address:
+        _check_reachable(address)
+        token = Path.home() / ".ray" / "auth_token"
+        if token.is_file():  # `ray start --head` turned token authentication on
+            os.environ.setdefault("RAY_AUTH_MODE", "token")
+        kwargs.pop("include_dashboard")
+        try:
+            ray.init(address=address, **kwargs)
+        except Exception as e:  # ConnectionError, RuntimeError, auth errors
+            raise ConfigError(f"cannot join the Ray cluster at {address}: "
+                              f"{str(e).splitlines()[0]}") from None
+    else:
+        ray.init(num_cpus=num_cpus or os.cpu_count(), num_gpus=num_gpus,
+                 _node_ip_address="127.0.0.1", **kwargs)
+
+
+class _Progress:
+    """A Tune callback printing one line per epoch and per finished trial."""
+
+    def __new__(cls, log: Log, epochs: int, objective: str):
+        from ray.tune import Callback
+
+        def label(trial) -> str:
+            run = trial.config.get("__run") or {}
+            if "__method" in run:
+                return f"{run['__method']} (seed {run.get('__seed', 0)})"
+            if run:
+                return f"best config (seed {run.get('__seed', 0)})"
+            return trial_name(trial.experiment_tag)
+
+        class Lines(Callback):
+            def on_trial_result(self, iteration, trials, trial, result, **info):
+                if result.get("diverged"):
+                    log(f"  {label(trial)} diverged: {result.get('reason')}")
+                    return
+                log(f"  {label(trial)} epoch {result.get('epoch')}/{epochs}  "
+                    f"{objective} {result.get(objective, float('nan')):.3f}  "
+                    f"test WAR {result.get('test_war', float('nan')):.3f}  "
+                    f"({result.get('epoch_s', 0):.0f}s)")
+
+            def on_trial_error(self, iteration, trials, trial, **info):
+                log(f"  {label(trial)} failed ({trial.num_failures} failure(s))")
+
+        return Lines()
+
+
+def trial_name(experiment_tag: str) -> str:
+    """Tune's experiment tag "3_loss.tau=..." (1-based creation order) -> "t003"."""
+    head = str(experiment_tag).split("_", 1)[0]
+    return f"t{int(head):03d}" if head.isdigit() else f"t{head}"
+
+
+def _tag_of_path(path: str) -> str:
+    """A trial folder "run_trial_4e8a1912_3_loss.tau=..." -> its experiment tag."""
+    m = re.search(r"_[0-9a-f]{5,}_(\d+)(?:_|$)", Path(path).name)
+    return m.group(1) if m else Path(path).name
+
+
+def _searcher(study: Study, storage_path: Path):
+    import optuna
+    from optuna.storages import JournalStorage
+    from optuna.storages.journal import JournalFileBackend
+    from ray.tune.search.optuna import OptunaSearch
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+    if study.searcher.sampler == "tpe":
+        sampler = optuna.samplers.TPESampler(seed=study.searcher.seed,
+                                             n_startup_trials=study.searcher.startup_trials,
+                                             multivariate=True, group=True)
+    else:
+        sampler = optuna.samplers.RandomSampler(seed=study.searcher.seed)
+    storage = JournalStorage(JournalFileBackend(str(storage_path)))
+    obj = study.objective
+    metric = obj.reported if len(obj.reported) > 1 else obj.reported[0]
+    mode = list(obj.modes) if len(obj.modes) > 1 else obj.modes[0]
+    return OptunaSearch(space=DefineByRun(study.params), metric=metric, mode=mode,
+                        sampler=sampler, study_name=study.name, storage=storage)
+
+
+def _scheduler(study: Study, epochs: int):
+    from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
+
+    if study.scheduler.name == "fifo" or epochs <= study.scheduler.grace_period:
+        return FIFOScheduler()
+    return ASHAScheduler(time_attr="epoch", metric=study.objective.reported[0],
+                         mode=study.objective.modes[0], max_t=epochs,
+                         grace_period=study.scheduler.grace_period,
+                         reduction_factor=study.scheduler.reduction_factor)
+
+
+def _trainable(study: Study):
+    from ray import tune
+
+    fn = tune.with_parameters(run_trial, study=study)
+    resources = {"cpu": study.cpus_per_trial, "gpu": study.gpus_per_trial}
+    return tune.with_resources(fn, resources)
+
+
+def run_phase(study: Study, run_dir: Path, phase: str, *, log: Log,
+              runs: list[dict[str, Any]] | None = None):
+    """Run (or restore and finish) one Tune experiment; returns its ResultGrid.
+
+    phase "sweep": `study.trials` trials from the searcher. phase "baselines":
+    one trial per entry of `runs` ({"__method", "__seed", searched values}), FIFO.
+    """
+    from ray import tune
+
+    os.environ["TUNE_GLOBAL_CHECKPOINT_S"] = "0"  # save experiment state after every step
+    os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "0")
+    path = phase_path(run_dir, phase)
+    epochs = study.epochs
+    objective = study.objective.reported[0]
+    run_config = tune.RunConfig(
+        name=phase, storage_path=str((run_dir / "tune").resolve()), verbose=0,
+        failure_config=tune.FailureConfig(max_failures=study.max_failures),
+        checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
+        callbacks=[_Progress(log, epochs, objective)])
+    trainable = _trainable(study)
+    if phase == "sweep":
+        tune_config = tune.TuneConfig(search_alg=_searcher(study, run_dir / JOURNAL),
+                                      scheduler=_scheduler(study, epochs),
+                                      num_samples=study.trials,
+                                      max_concurrent_trials=study.concurrency)
+        param_space: dict[str, Any] = {}
+    else:
+        tune_config = tune.TuneConfig(num_samples=1, max_concurrent_trials=study.concurrency)
+        param_space = {"__run": tune.grid_search(runs or [])}
+    if tune.Tuner.can_restore(str(path)):
+        log(f"resuming {phase} from {path}")
+        tuner = tune.Tuner.restore(str(path), trainable=trainable, param_space=param_space or None,
+                                   resume_unfinished=True, resume_errored=True,
+                                   restart_errored=False)
+    else:
+        tuner = tune.Tuner(trainable, param_space=param_space, tune_config=tune_config,
+                           run_config=run_config)
+    stop = {"flag": False}
+
+    def on_term(signum, frame):  # SLURM's pre-emption signal arrives as SIGTERM/SIGUSR1
+        stop["flag"] = True
+        os.kill(os.getpid(), signal.SIGINT)  # Tune's own handler saves state and stops
+
+    old = {s: signal.signal(s, on_term) for s in (signal.SIGTERM, signal.SIGUSR1)}
+    try:
+        grid = tuner.fit()
+    finally:
+        for s, h in old.items():
+            signal.signal(s, h)
+    if stop["flag"] or _interrupted(grid):
+        raise SweepInterrupted(f"{phase} interrupted; finish it with "
+                               f"`python -m bench.tune --resume {run_dir}`")
+    return grid
+
+
+def _interrupted(grid) -> bool:
+    """A trial neither finished nor errored means Tune stopped early (SIGINT)."""
+    for r in grid:
+        if r.error is None and not (r.metrics or {}).get("done", False):
+            return True
+    return False
+
+
+@dataclass
+class TrialRecord:
+    """What the trials table needs of one Tune result."""
+
+    trial: str
+    config: dict[str, Any]
+    history: Any            # DataFrame of every report
+    error: str
+    checkpoint: Path | None
+    path: Path
+
+
+def records(grid) -> list[TrialRecord]:
+    out = []
+    for r in grid:
+        df = r.metrics_dataframe
+        err = "" if r.error is None else str(r.error).strip().splitlines()[-1][:500]
+        ck = Path(r.checkpoint.path) if r.checkpoint is not None else None
+        out.append(TrialRecord(trial_name(_tag_of_path(r.path)), dict(r.config or {}), df, err, ck,
+                               Path(r.path)))
+    return sorted(out, key=lambda t: t.trial)
+
+
+def baseline_runs(study: Study, best_values: dict[str, Any] | None) -> list[dict[str, Any]]:
+    """Baselines x seeds, plus the best HDF config at the extra seeds."""
+    runs = [{METHOD_KEY: m, SEED_KEY: s} for m in study.baselines for s in study.seeds]
+    if best_values is not None:
+        runs += [{**best_values, SEED_KEY: s} for s in study.seeds[1:]]
+    return runs

@@ -1,0 +1,376 @@
+"""Study files: YAML -> validated `Study` -> an Optuna define-by-run space.
+
+A study names a fixed base (a method preset plus `--set`-style overrides), the
+parameters to search (dotted config keys, each with a distribution, optionally
+only `when` another parameter has a given value), objective(s), searcher,
+scheduler, budget, resources, baselines and seeds. Everything is checked before
+Ray starts: every searched key is tried against the real config with its bounds,
+so `loss.tauu` fails with the nearest valid key.
+"""
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+from bench.config import Config, deep_merge, list_methods, load_config, read_yaml
+from bench.errors import BenchError, ConfigError
+
+__all__ = ["Param", "Objective", "Searcher", "Scheduler", "Study", "load_study", "study_from_dict",
+           "DefineByRun", "trial_config", "nested", "DISTRIBUTIONS"]
+
+DISTRIBUTIONS = ("uniform", "loguniform", "int", "categorical")
+SPLITS = ("val", "test")
+
+
+def _one_of(value: Any, allowed: tuple[str, ...] | list[str], where: str) -> str:
+    if value not in allowed:
+        close = difflib.get_close_matches(str(value), list(allowed), n=1)
+        hint = f" Did you mean '{close[0]}'?" if close else ""
+        raise ConfigError(f"{where}: {value!r} is not allowed.{hint} Allowed: {', '.join(allowed)}.")
+    return value
+
+
+@dataclass(frozen=True)
+class Param:
+    """One searched config key; `name` is unique (a key may have one Param per `when`)."""
+
+    key: str                      # dotted config key, e.g. "loss.tau"
+    type: str                     # uniform | loguniform | int | categorical
+    low: float | None = None
+    high: float | None = None
+    step: float | None = None     # int (and optional uniform) step
+    choices: tuple[Any, ...] = ()
+    when: tuple[tuple[str, Any], ...] = ()  # ((param key, value), ...): sampled only if all hold
+    name: str = ""                # Optuna parameter name
+
+    def encode(self, choice: Any) -> Any:
+        """Optuna takes only scalars as categorical choices; lists go as JSON text."""
+        return json.dumps(choice) if isinstance(choice, (list, dict)) else choice
+
+
+@dataclass(frozen=True)
+class Objective:
+    metrics: tuple[str, ...] = ("war",)
+    modes: tuple[str, ...] = ("max",)
+    split: str = "val"            # score trials on a held-out part of train (honest) or on test
+
+    @property
+    def reported(self) -> list[str]:
+        """Names the trainable reports the objective metrics under."""
+        return [f"{self.split}_{m}" for m in self.metrics]
+
+
+@dataclass(frozen=True)
+class Searcher:
+    sampler: str = "tpe"          # tpe | random
+    seed: int = 0
+    startup_trials: int = 4       # TPE's random start
+
+
+@dataclass(frozen=True)
+class Scheduler:
+    name: str = "asha"            # asha | fifo
+    grace_period: int = 1
+    reduction_factor: float = 2.0
+
+
+@dataclass(frozen=True)
+class Study:
+    name: str
+    method: str
+    base: dict[str, Any]          # nested overrides of the method preset
+    params: tuple[Param, ...]
+    objective: Objective = Objective()
+    searcher: Searcher = Searcher()
+    scheduler: Scheduler = Scheduler()
+    trials: int = 8
+    concurrency: int = 2
+    cpus_per_trial: float = 1.0
+    gpus_per_trial: float = 0.0
+    max_failures: int = 2         # restarts of a trial whose worker died
+    val_fraction: float = 0.15
+    baselines: tuple[str, ...] = ("x3d_ce",)
+    seeds: tuple[int, ...] = (0,)
+    description: str = ""
+    source: str = "study"
+
+    def base_config(self, method: str | None = None) -> Config:
+        """The fixed part of every trial (or of a baseline when `method` is given)."""
+        over = deep_merge(self.base, {"train": {"val_fraction": self.val_fraction}})
+        return config_for(method or self.method, over, self.source)
+
+    @property
+    def epochs(self) -> int:
+        return self.base_config().train.epochs
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d["params"] = [{k: v for k, v in dataclasses.asdict(p).items() if v not in (None, (), "")}
+                       for p in self.params]
+        return json.loads(json.dumps(d))  # tuples -> lists: YAML-safe
+
+
+def config_for(method: str, over: Mapping[str, Any], source: str) -> Config:
+    cfg = load_config(method=method)
+    try:
+        return Config.from_dict(deep_merge(cfg.to_dict(), over), source=source)
+    except BenchError as e:
+        raise ConfigError(str(e)) from None
+
+
+def nested(flat: Mapping[str, Any]) -> dict[str, Any]:
+    """{"loss.tau": 0.1} -> {"loss": {"tau": 0.1}}."""
+    out: dict[str, Any] = {}
+    for key, value in flat.items():
+        node = out
+        parts = key.split(".")
+        for p in parts[:-1]:
+            node = node.setdefault(p, {})
+        node[parts[-1]] = value
+    return out
+
+
+def trial_config(study: Study, values: Mapping[str, Any], *, method: str | None = None,
+                 seed: int | None = None) -> Config:
+    """The full Config of one trial: base <- searched values (dotted keys) <- seed."""
+    over = deep_merge(study.base, {"train": {"val_fraction": study.val_fraction}})
+    over = deep_merge(over, nested(values))
+    if seed is not None:
+        over = deep_merge(over, {"train": {"seed": seed}})
+    return config_for(method or study.method, over, study.source)
+
+
+# -- define-by-run space for OptunaSearch --------------------------------------------------
+
+class DefineByRun:
+    """Picklable Optuna define-by-run function (Tune saves the searcher with it)."""
+
+    def __init__(self, params: tuple[Param, ...]) -> None:
+        self.params = params
+
+    def __call__(self, trial: Any) -> None:
+        chosen: dict[str, Any] = {}
+        for p in self.params:
+            if any(chosen.get(k, _MISSING) != v for k, v in p.when):
+                continue
+            if p.type == "categorical":
+                enc = trial.suggest_categorical(p.name, [p.encode(c) for c in p.choices])
+                chosen[p.key] = p.choices[[p.encode(c) for c in p.choices].index(enc)]
+            elif p.type == "int":
+                chosen[p.key] = trial.suggest_int(p.name, int(p.low), int(p.high),
+                                                  step=int(p.step or 1))
+            else:
+                chosen[p.key] = trial.suggest_float(p.name, p.low, p.high,
+                                                    log=p.type == "loguniform", step=p.step)
+
+
+_MISSING = object()
+
+
+def decode_params(study: Study, optuna_params: Mapping[str, Any]) -> dict[str, Any]:
+    """Optuna's {name: encoded} -> {config key: value}."""
+    by_name = {p.name: p for p in study.params}
+    out: dict[str, Any] = {}
+    for name, value in optuna_params.items():
+        p = by_name.get(name)
+        if p is None:
+            continue
+        if p.type == "categorical":
+            value = p.choices[[p.encode(c) for c in p.choices].index(value)]
+        out[p.key] = value
+    return out
+
+
+# -- YAML -> Study ---------------------------------------------------------------------------
+
+_TOP_KEYS = ("description", "base", "params", "objective", "search", "scheduler", "trials",
+             "concurrency", "resources", "max_failures", "val_fraction", "baselines", "seeds")
+
+
+def load_study(path: str | Path) -> Study:
+    p = Path(path)
+    if not p.is_file():
+        raise ConfigError(f"search space file not found: {p}")
+    return study_from_dict(read_yaml(p), name=p.stem, source=str(p))
+
+
+def _section(raw: Mapping[str, Any], key: str, allowed: tuple[str, ...], where: str) -> dict[str, Any]:
+    sec = raw.get(key) or {}
+    if not isinstance(sec, Mapping):
+        raise ConfigError(f"{where}: {key} must be a mapping, got {sec!r}")
+    for k in sec:
+        _one_of(k, allowed, f"{where}: {key}: unknown key '{k}'")
+    return dict(sec)
+
+
+def _number(value: Any, where: str, *, integer: bool = False) -> float:
+    if isinstance(value, str):
+        try:
+            value = float(value)
+        except ValueError:
+            pass
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise ConfigError(f"{where} must be a number, got {value!r}")
+    if integer and int(value) != value:
+        raise ConfigError(f"{where} must be an integer, got {value!r}")
+    return value
+
+
+def study_from_dict(raw: Mapping[str, Any], *, name: str = "study", source: str = "study") -> Study:
+    """Validate a study mapping; every mistake is one ConfigError naming source and key."""
+    src = source
+    for k in raw:
+        _one_of(k, _TOP_KEYS, f"{src}: unknown key '{k}'")
+    base = _section(raw, "base", ("method", "set"), src)
+    method = _one_of(base.get("method", "hdf"), list_methods(), f"{src}: base.method")
+    overrides = base.get("set") or {}
+    if not isinstance(overrides, Mapping):
+        raise ConfigError(f"{src}: base.set must be a mapping of dotted keys, got {overrides!r}")
+    base_over = nested(dict(overrides))
+    config_for(method, base_over, f"{src}: base.set")  # fail on a bad base key now
+
+    raw_params = raw.get("params") or {}
+    if not isinstance(raw_params, Mapping) or not raw_params:
+        raise ConfigError(f"{src}: params must be a non-empty mapping of config key -> distribution")
+    params: list[Param] = []
+    for key, spec in raw_params.items():
+        variants = spec if isinstance(spec, list) else [spec]
+        for i, v in enumerate(variants):
+            params.append(_param(str(key), v, i, len(variants), src))
+    _check_when(params, src)
+
+    obj = _section(raw, "objective", ("metric", "mode", "split"), src)
+    metrics = obj.get("metric", "war")
+    modes = obj.get("mode", "max")
+    metrics = tuple(metrics if isinstance(metrics, list) else [metrics])
+    modes = tuple(modes if isinstance(modes, list) else [modes] * len(metrics))
+    from bench.metrics import objective_names
+    for m in metrics:
+        _one_of(m, objective_names(), f"{src}: objective.metric")
+    for m in modes:
+        _one_of(m, ("max", "min"), f"{src}: objective.mode")
+    if len(modes) != len(metrics):
+        raise ConfigError(f"{src}: objective: {len(metrics)} metric(s) but {len(modes)} mode(s)")
+    objective = Objective(metrics, modes, _one_of(obj.get("split", "val"), SPLITS,
+                                                  f"{src}: objective.split"))
+
+    s = _section(raw, "search", ("sampler", "seed", "startup_trials"), src)
+    searcher = Searcher(_one_of(s.get("sampler", "tpe"), ("tpe", "random"), f"{src}: search.sampler"),
+                        int(_number(s.get("seed", 0), f"{src}: search.seed", integer=True)),
+                        int(_number(s.get("startup_trials", 4), f"{src}: search.startup_trials",
+                                    integer=True)))
+    sc = _section(raw, "scheduler", ("name", "grace_period", "reduction_factor"), src)
+    scheduler = Scheduler(_one_of(sc.get("name", "asha"), ("asha", "fifo"), f"{src}: scheduler.name"),
+                          int(_number(sc.get("grace_period", 1), f"{src}: scheduler.grace_period",
+                                      integer=True)),
+                          float(_number(sc.get("reduction_factor", 2), f"{src}: scheduler.reduction_factor")))
+    if scheduler.grace_period < 1 or scheduler.reduction_factor <= 1:
+        raise ConfigError(f"{src}: scheduler: grace_period must be >= 1 and reduction_factor > 1")
+
+    res = _section(raw, "resources", ("cpu", "gpu"), src)
+    baselines = raw.get("baselines", ["x3d_ce"]) or []
+    if not isinstance(baselines, list):
+        raise ConfigError(f"{src}: baselines must be a list of method names")
+    for b in baselines:
+        _one_of(b, list_methods(), f"{src}: baselines")
+    seeds = raw.get("seeds", [0])
+    if not isinstance(seeds, list) or not seeds:
+        raise ConfigError(f"{src}: seeds must be a non-empty list of integers")
+    study = Study(
+        name=name, method=method, base=base_over, params=tuple(params), objective=objective,
+        searcher=searcher, scheduler=scheduler,
+        trials=int(_number(raw.get("trials", 8), f"{src}: trials", integer=True)),
+        concurrency=int(_number(raw.get("concurrency", 2), f"{src}: concurrency", integer=True)),
+        cpus_per_trial=float(_number(res.get("cpu", 1), f"{src}: resources.cpu")),
+        gpus_per_trial=float(_number(res.get("gpu", 0), f"{src}: resources.gpu")),
+        max_failures=int(_number(raw.get("max_failures", 2), f"{src}: max_failures", integer=True)),
+        val_fraction=float(_number(raw.get("val_fraction", 0.15), f"{src}: val_fraction")),
+        baselines=tuple(baselines),
+        seeds=tuple(int(_number(x, f"{src}: seeds", integer=True)) for x in seeds),
+        description=str(raw.get("description", "")), source=src)
+    return validate(study)
+
+
+def validate(study: Study) -> Study:
+    """Range checks, and every parameter tried against the real config at its bounds."""
+    src = study.source
+    if study.trials < 1 or study.concurrency < 1:
+        raise ConfigError(f"{src}: trials and concurrency must be >= 1")
+    if study.cpus_per_trial <= 0 or study.gpus_per_trial < 0:
+        raise ConfigError(f"{src}: resources.cpu must be > 0 and resources.gpu >= 0")
+    if study.objective.split == "val" and not 0 < study.val_fraction < 1:
+        raise ConfigError(f"{src}: val_fraction must be in (0, 1) with objective.split: val")
+    if study.objective.split == "test" and not 0 <= study.val_fraction < 1:
+        raise ConfigError(f"{src}: val_fraction must be in [0, 1)")
+    from bench.data.labels import EMOTIONS
+    from bench.engine import check_components
+    from bench.losses import build_loss
+    for p in study.params:
+        for value in (p.choices or (p.low, p.high)):
+            if p.type == "int":
+                value = int(value)
+            try:
+                cfg = trial_config(study, {p.key: value})
+                check_components(cfg)
+                build_loss(cfg.loss.name, class_counts=[1] * len(EMOTIONS), **cfg.loss.options)
+            except ConfigError as e:
+                raise ConfigError(f"{src}: params.{p.key}: {e}") from None
+    return study
+
+
+def _param(key: str, spec: Any, index: int, count: int, src: str) -> Param:
+    where = f"{src}: params.{key}"
+    if not isinstance(spec, Mapping):
+        raise ConfigError(f"{where} must be a mapping like {{type: loguniform, low: 0.03, high: 0.5}}")
+    for k in spec:
+        _one_of(k, ("type", "low", "high", "step", "choices", "when"), f"{where}: unknown key '{k}'")
+    kind = _one_of(spec.get("type"), DISTRIBUTIONS, f"{where}.type")
+    when_raw = spec.get("when") or {}
+    if not isinstance(when_raw, Mapping):
+        raise ConfigError(f"{where}.when must map parameter keys to values")
+    when = tuple(sorted(when_raw.items()))
+    if count > 1 and not when:
+        raise ConfigError(f"{where}: several variants of one key need a 'when' each")
+    name = key if not when else key + "[" + ",".join(f"{k}={json.dumps(v)}" for k, v in when) + "]"
+    if kind == "categorical":
+        choices = spec.get("choices")
+        if not isinstance(choices, list) or not choices:
+            raise ConfigError(f"{where}.choices must be a non-empty list")
+        for k in ("low", "high", "step"):
+            if k in spec:
+                raise ConfigError(f"{where}: '{k}' does not apply to a categorical parameter")
+        return Param(key, kind, choices=tuple(choices), when=when, name=name)
+    if "choices" in spec:
+        raise ConfigError(f"{where}: 'choices' applies only to type categorical")
+    if "low" not in spec or "high" not in spec:
+        raise ConfigError(f"{where}: type {kind} needs low and high")
+    low = _number(spec["low"], f"{where}.low", integer=kind == "int")
+    high = _number(spec["high"], f"{where}.high", integer=kind == "int")
+    if low >= high:
+        raise ConfigError(f"{where}: low ({low}) must be < high ({high})")
+    if kind == "loguniform" and low <= 0:
+        raise ConfigError(f"{where}: a loguniform parameter needs low > 0, got {low}")
+    step = spec.get("step")
+    if step is not None:
+        step = _number(step, f"{where}.step", integer=kind == "int")
+        if step <= 0 or kind == "loguniform":
+            raise ConfigError(f"{where}.step must be > 0 and only for uniform or int")
+    return Param(key, kind, float(low), float(high), step, when=when, name=name)
+
+
+def _check_when(params: list[Param], src: str) -> None:
+    keys = [p.key for p in params]
+    for i, p in enumerate(params):
+        for k, v in p.when:
+            if k not in keys[:i]:
+                raise ConfigError(f"{src}: params.{p.key}.when: '{k}' must be a parameter listed "
+                                  f"before it (known: {', '.join(keys[:i]) or 'none'})")
+            src_params = [q for q in params[:i] if q.key == k]
+            if all(q.type != "categorical" or v not in q.choices for q in src_params):
+                raise ConfigError(f"{src}: params.{p.key}.when: {k}={v!r} is not one of "
+                                  f"that parameter's choices")

@@ -1,0 +1,76 @@
+"""The Ray Tune function trainable: one trial = one `Trainer`, one report per epoch.
+
+Each report carries the epoch's metrics (train loss, `val_*` and test scores)
+and a checkpoint of the full training state (`state.pt`, loadable with
+weights_only=True), so a trial whose worker dies restarts from its last epoch.
+A loss that turns NaN/inf ends the trial with `diverged=1` and its reason as
+the last report; the sweep goes on.
+"""
+from __future__ import annotations
+
+import math
+import os
+import tempfile
+import time
+from pathlib import Path
+from typing import Any, Mapping
+
+import torch
+
+from bench.errors import TrainingDiverged
+from bench.search.spaces import Study, decode_params, trial_config
+
+__all__ = ["run_trial", "STATE_FILE", "config_of_trial"]
+
+STATE_FILE = "state.pt"
+# Keys of a Tune config that are not searched parameters.
+METHOD_KEY = "__method"
+SEED_KEY = "__seed"
+
+
+def config_of_trial(study: Study, tune_config: Mapping[str, Any]):
+    """The Config a trial trains: searched values, or a baseline's method and seed."""
+    tune_config = tune_config.get("__run", tune_config)  # baselines come as a grid of dicts
+    values = decode_params(study, {k: v for k, v in tune_config.items() if not k.startswith("__")})
+    return trial_config(study, values, method=tune_config.get(METHOD_KEY),
+                        seed=tune_config.get(SEED_KEY, study.seeds[0]))
+
+
+def _scores(prefix: str, metrics: Mapping[str, float]) -> dict[str, float]:
+    return {f"{prefix}{k}": float(v) for k, v in metrics.items()}
+
+
+def run_trial(tune_config: dict[str, Any], *, study: Study) -> None:
+    """Tune entry point (wrapped with tune.with_parameters by the sweep)."""
+    from ray import tune
+
+    cfg = config_of_trial(study, tune_config)
+    threads = max(1, int(study.cpus_per_trial))
+    torch.set_num_threads(threads)
+    from bench.engine import Trainer
+
+    trainer = Trainer(cfg)
+    ckpt = tune.get_checkpoint()
+    if ckpt is not None:
+        with ckpt.as_directory() as d:
+            trainer.load_state_dict(torch.load(Path(d) / STATE_FILE, map_location="cpu",
+                                               weights_only=True))
+    t_start = time.perf_counter()
+    while trainer.epoch < cfg.train.epochs:
+        try:
+            stats = trainer.train_epoch()
+        except TrainingDiverged as e:
+            nan = {f"{study.objective.split}_{m}": math.nan for m in study.objective.metrics}
+            tune.report({"epoch": trainer.epoch + 1, "diverged": 1, "reason": str(e), **nan})
+            return
+        result: dict[str, Any] = {"epoch": trainer.epoch, "diverged": 0, "reason": "",
+                                  "train_loss": stats["loss"], "epoch_s": stats["seconds"],
+                                  "clips_per_s": stats["clips_per_s"], "lr": stats["lr"],
+                                  "pid": os.getpid()}
+        if trainer.val_loader is not None:
+            result.update(_scores("val_", trainer.evaluate(split="val").metrics))
+        result.update(_scores("test_", trainer.evaluate().metrics))
+        result["wall_s"] = time.perf_counter() - t_start
+        with tempfile.TemporaryDirectory() as d:
+            torch.save(trainer.state_dict(), Path(d) / STATE_FILE)
+            tune.report(result, checkpoint=tune.Checkpoint.from_directory(d))
