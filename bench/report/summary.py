@@ -1,0 +1,193 @@
+"""Plain-words findings computed from the run's numbers (never typed in by hand).
+
+Each function takes frames and returns sentences; missing tables give no
+sentence. Differences are in points (x100) with the CI from gain.csv when the
+robustness suite computed one for that pair.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import pandas as pd
+
+from bench.report.figures.models import last_test_metrics
+from bench.report.tables import RunData
+
+__all__ = ["findings", "sweep_findings", "clean_scores", "model_findings", "robustness_findings"]
+
+
+def _pts(x: float) -> str:
+    return f"{x * 100:+.1f} points"
+
+
+def _fmt_params(params: dict[str, Any]) -> str:
+    def f(v: Any) -> str:
+        return f"{v:.3g}" if isinstance(v, float) else str(v)
+
+    return ", ".join(f"{k}={f(v)}" for k, v in params.items())
+
+
+def sweep_findings(trials: pd.DataFrame | None, study: Any = None,
+                   names: list[str] | None = None, summary: dict | None = None) -> list[str]:
+    """Trial counts by status, then the best trial: summary.json's pick (among trials that ran
+    every epoch) when the sweep wrote one, else the Optuna study's best."""
+    out = []
+    if trials is not None and len(trials):
+        per = trials.drop_duplicates("trial")["status"].value_counts()
+        words = {"completed": "completed", "stopped": "stopped early by ASHA",
+                 "diverged": "diverged", "failed": "failed"}
+        parts = [f"{per[s]} {w}" for s, w in words.items() if s in per]
+        out.append(f"The sweep ran {int(per.sum())} trials: {', '.join(parts)}.")
+    best = (summary or {}).get("best_trial")
+    if best:
+        scores = ", ".join(f"{k} {v:.3f}" for k, v in (summary.get("best_scores") or {}).items()
+                           if isinstance(v, (int, float)))
+        params = _fmt_params(summary.get("best_params") or {})
+        out.append(f"Best trial {best}: {scores} ({params}).".replace(":  (", ": ("))
+        front = summary.get("pareto_front") or []
+        if len(front) > 1:
+            out.append(f"{len(front)} trials on the Pareto front: {', '.join(front)}.")
+    elif study is not None:
+        from bench.report.figures.sweep import objective_names
+
+        names = objective_names(study, names)
+        try:
+            if len(study.directions) == 1:
+                best = study.best_trial
+                out.append(f"Best trial #{best.number}: {names[0]} {best.value:.3f} "
+                           f"({_fmt_params(best.params)}).")
+            else:
+                out.append(f"{len(study.best_trials)} trials on the Pareto front of "
+                           f"{' / '.join(names)}.")
+        except ValueError:  # no completed trial
+            out.append("No trial of the study completed.")
+    return out
+
+
+def clean_scores(data: RunData) -> pd.DataFrame | None:
+    """model x metric on clean data: the robustness suite's clean rows, else the last test epoch."""
+    if data.results is not None:
+        clean = data.results[data.results["shift"] == "clean"]
+        if len(clean):
+            return clean.pivot_table(index="model", columns="metric", values="value",
+                                     aggfunc="mean")
+    if data.metrics is not None:
+        return last_test_metrics(data.metrics)
+    return None
+
+
+def _roles(data: RunData) -> dict[str, str]:
+    for df in (data.models.rename(columns={"name": "model"}) if data.models is not None else None,
+               data.results, data.metrics):
+        if df is not None and "role" in df.columns:
+            return dict(zip(df["model"], df["role"]))
+    return {}
+
+
+def _pair(scores: pd.DataFrame, roles: dict[str, str], metric: str) -> tuple[str, str] | None:
+    """(best HDF model, best baseline) by clean `metric`."""
+    if metric not in scores.columns:
+        return None
+    col = scores[metric].dropna()
+    hdf = [m for m in col.index if roles.get(m) == "hdf"]
+    base = [m for m in col.index if roles.get(m) != "hdf"]
+    if not hdf or not base:
+        return None
+    return col[hdf].idxmax(), col[base].idxmax()
+
+
+def _ci_text(r: Any) -> str:
+    verdict = "excludes 0" if r.ci_low > 0 or r.ci_high < 0 else "includes 0"
+    return f"95% CI [{r.ci_low * 100:.1f}, {r.ci_high * 100:.1f}], {verdict}"
+
+
+def _ci(gain: pd.DataFrame | None, model: str, baseline: str, metric: str,
+        scope: str = "clean") -> str:
+    """The suite's paired gain for this pair, with its CI ("" when gain.csv has none)."""
+    if gain is None:
+        return ""
+    g = gain[(gain["model"] == model) & (gain["baseline"] == baseline) & (gain["metric"] == metric)]
+    if "scope" in g.columns:
+        g = g[g["scope"] == scope]
+    if g.empty:
+        return ""
+    r = next(g.itertuples())
+    return f"; paired gain {_pts(r.gain)}, {_ci_text(r)}"
+
+
+def model_findings(data: RunData) -> list[str]:
+    scores = clean_scores(data)
+    if scores is None:
+        return []
+    roles = _roles(data)
+    out = []
+    for metric in ("war", "uar"):
+        pair = _pair(scores, roles, metric)
+        if pair is None:
+            continue
+        a, b = pair
+        va, vb = scores.at[a, metric], scores.at[b, metric]
+        out.append(f"{a} reaches {metric.upper()} {va:.3f} vs {vb:.3f} for {b}, the best baseline "
+                   f"({_pts(va - vb)}{_ci(data.gain, a, b, metric)}).")
+    per_class = last_test_metrics(data.metrics) if data.metrics is not None else scores
+    recall = [c for c in per_class.columns if c.startswith("recall_")]
+    if recall:
+        worst = per_class[recall].mean().idxmin()
+        each = ", ".join(f"{m} {v:.2f}"
+                         for m, v in per_class[worst].sort_values(ascending=False).items())
+        out.append(f"Hardest class: {worst.removeprefix('recall_')} (recall {each}).")
+    return out
+
+
+def robustness_findings(data: RunData, metric: str = "war") -> list[str]:
+    out = []
+    roles = _roles(data)
+    res = data.results
+    if res is not None and (res["metric"] == metric).any():
+        rows = res[res["metric"] == metric]
+        clean = rows[rows["shift"] == "clean"].groupby("model")["value"].mean()
+        shifted = rows[rows["shift"] != "clean"]
+        if len(shifted):
+            mean = shifted.groupby("model")["value"].mean()
+            n_sh, n_sev = shifted["shift"].nunique(), shifted["severity"].nunique()
+            parts = [f"{m} {v:.3f} ({_pts(v - clean.get(m, float('nan')))} from clean)"
+                     for m, v in mean.sort_values(ascending=False).items()]
+            out.append(f"Mean {metric.upper()} over {n_sh} shifts x {n_sev} severities: "
+                       f"{'; '.join(parts)}.")
+            hdf = [m for m in mean.index if roles.get(m) == "hdf"]
+            if hdf:
+                m = mean[hdf].idxmax()
+                top = shifted[shifted["severity"] == shifted["severity"].max()]
+                drop = (top[top["model"] == m].groupby("shift")["value"].mean() - clean.get(m))
+                if len(drop):
+                    out.append(f"{m} suffers most from {drop.idxmin()} (at the highest severity "
+                               f"{_pts(drop.min())} from clean).")
+    if data.gain is not None:
+        g = data.gain if "scope" in data.gain.columns else data.gain.assign(scope="all")
+        for (model, base, metric), rows in g.groupby(["model", "baseline", "metric"], sort=False):
+            parts = "; ".join(f"{r.scope} {_pts(r.gain)} ({_ci_text(r)})"
+                              for r in rows.itertuples())
+            out.append(f"Gain of {model} over {base} in {metric.upper()}: {parts}.")
+    imb = data.imbalance
+    if imb is not None and (imb["group"] == "few").any():
+        few = imb[imb["group"] == "few"]
+        top = few[few["ratio"] == few["ratio"].max()].groupby("model")["value"].mean()
+        parts = ", ".join(f"{m} {v:.3f}" for m, v in top.sort_values(ascending=False).items())
+        out.append(f"At imbalance ratio {few['ratio'].max():g}, few-shot UAR: {parts}.")
+    src = data.sources
+    if src is not None and (src["metric"] == metric).any():
+        w = src[src["metric"] == metric].pivot_table(index="model", columns="split", values="value",
+                                                      aggfunc="mean")
+        if {"seen", "unseen"} <= set(w.columns):
+            drop = (w["unseen"] - w["seen"]).sort_values(ascending=False)
+            parts = ", ".join(f"{m} {_pts(v)}" for m, v in drop.items())
+            out.append(f"Unseen vs seen sources ({metric.upper()}): {parts}.")
+    return out
+
+
+def findings(data: RunData) -> list[str]:
+    from bench.report.figures import _names
+
+    return (sweep_findings(data.trials, data.study, _names(data), data.summary)
+            + model_findings(data)
+            + robustness_findings(data))

@@ -1,0 +1,215 @@
+"""Read a run folder into tidy frames: the report's only file I/O.
+
+Every table is optional. A missing file leaves its field `None`; a file that
+exists but cannot be read or lacks columns also leaves it `None` and adds one
+line to `RunData.notes`, so the page says what is wrong instead of failing.
+The columns each frame carries once loaded are listed in `COLUMNS` (the
+figure functions document the same names).
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import yaml
+
+from bench.errors import DataError
+
+__all__ = ["RunData", "load_run", "COLUMNS", "IMBALANCE_SHIFT", "SOURCE_SHIFTS"]
+
+# Required columns of each loaded frame (extra columns are kept).
+COLUMNS: dict[str, tuple[str, ...]] = {
+    "trials": ("trial", "number", "status", "epoch", "metric", "value"),
+    "models": ("name", "role"),
+    "metrics": ("model", "role", "fold", "epoch", "split", "metric", "value"),
+    "confusion": ("model", "true", "pred", "count"),
+    "results": ("model", "role", "shift", "severity", "seed", "metric", "value"),
+    "gain": ("model", "baseline", "metric", "gain", "ci_low", "ci_high"),
+    "scores": ("model",),
+    "imbalance": ("model", "role", "ratio", "group", "value"),
+    "sources": ("model", "role", "split", "metric", "value"),
+}
+# Rows of results.parquet that are not style/temporal shifts (see _split_results).
+IMBALANCE_SHIFT = "imbalance"
+SOURCE_SHIFTS = {"source_seen": "seen", "source_unseen": "unseen"}
+
+
+@dataclass
+class RunData:
+    """Everything the report shows, read once; None = not in the run folder."""
+
+    root: Path
+    name: str
+    study_spec: dict[str, Any] | None = None
+    env: dict[str, Any] | None = None
+    summary: dict[str, Any] | None = None
+    study: Any = None  # optuna.Study from optuna.journal
+    trials: pd.DataFrame | None = None
+    models: pd.DataFrame | None = None
+    metrics: pd.DataFrame | None = None
+    confusion: pd.DataFrame | None = None
+    results: pd.DataFrame | None = None
+    gain: pd.DataFrame | None = None
+    scores: pd.DataFrame | None = None
+    imbalance: pd.DataFrame | None = None
+    sources: pd.DataFrame | None = None
+    has_robustness: bool = False
+    notes: list[str] = field(default_factory=list)
+
+
+def _read_table(path: Path) -> pd.DataFrame:
+    return pd.read_parquet(path) if path.suffix == ".parquet" else pd.read_csv(path)
+
+
+def _first(root: Path, *names: str) -> Path | None:
+    return next((root / n for n in names if (root / n).is_file()), None)
+
+
+def _checked(data: RunData, kind: str, df: pd.DataFrame | None, where: str) -> pd.DataFrame | None:
+    if df is None:
+        return None
+    missing = [c for c in COLUMNS[kind] if c not in df.columns]
+    if missing:
+        data.notes.append(f"{where}: missing column(s) {', '.join(missing)}; not shown")
+        return None
+    return df
+
+
+def _table(data: RunData, kind: str, *names: str) -> pd.DataFrame | None:
+    path = _first(data.root, *names)
+    if path is None:
+        return None
+    try:
+        df = _read_table(path)
+    except Exception as e:  # pyarrow / pandas raise many kinds for a bad file
+        data.notes.append(f"{path.relative_to(data.root)}: unreadable ({str(e).splitlines()[0]})")
+        return None
+    return _checked(data, kind, df, str(path.relative_to(data.root)))
+
+
+def _yaml_or_json(data: RunData, name: str) -> Any:
+    path = data.root / name
+    if not path.is_file():
+        return None
+    try:
+        text = path.read_text()
+        return json.loads(text) if name.endswith(".json") else yaml.safe_load(text)
+    except (OSError, ValueError, yaml.YAMLError) as e:
+        data.notes.append(f"{name}: unreadable ({str(e).splitlines()[0]})")
+        return None
+
+
+def _load_study(data: RunData) -> Any:
+    path = data.root / "optuna.journal"
+    if not path.is_file():
+        return None
+    import optuna
+    from optuna.storages import JournalStorage
+    from optuna.storages.journal import JournalFileBackend
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    try:
+        storage = JournalStorage(JournalFileBackend(str(path)))
+        names = optuna.get_all_study_names(storage)
+        name = data.name if data.name in names else (names[0] if len(names) == 1 else None)
+        if name is None:
+            data.notes.append(f"optuna.journal: {len(names)} studies, none named '{data.name}'")
+            return None
+        return optuna.load_study(study_name=name, storage=storage)
+    except Exception as e:  # a truncated journal raises from deep inside optuna
+        data.notes.append(f"optuna.journal: unreadable ({str(e).splitlines()[0]})")
+        return None
+
+
+def _manifest(data: RunData) -> pd.DataFrame | None:
+    """models.yaml, or the folders under models/ when it is absent."""
+    listed = _yaml_or_json(data, "models.yaml")
+    if isinstance(listed, list) and listed:
+        return _checked(data, "models", pd.DataFrame(listed), "models.yaml")
+    folders = sorted(p for p in (data.root / "models").glob("*/") if p.is_dir())
+    if not folders:
+        return None
+    return pd.DataFrame({"name": [p.name for p in folders],
+                         "role": ["hdf" if p.name.startswith("hdf") else "baseline" for p in folders],
+                         "path": [f"models/{p.name}" for p in folders]})
+
+
+def _per_model(data: RunData, kind: str, filename: str) -> pd.DataFrame | None:
+    """Concatenate models/<name>/<filename>, adding model and role columns."""
+    parts = []
+    for row in data.models.itertuples():
+        path = data.root / str(getattr(row, "path", None) or f"models/{row.name}") / filename
+        if not path.is_file():
+            continue
+        try:
+            df = _read_table(path)
+        except Exception as e:
+            data.notes.append(f"{path.relative_to(data.root)}: unreadable ({str(e).splitlines()[0]})")
+            continue
+        parts.append(df.assign(model=row.name, role=row.role))
+    if not parts:
+        return None
+    return _checked(data, kind, pd.concat(parts, ignore_index=True), f"models/*/{filename}")
+
+
+def _confusion_from_predictions(pred: pd.DataFrame) -> pd.DataFrame:
+    """Counts per (model, true, pred) over the clean shift, summed over seeds."""
+    clean = pred[pred["shift"] == "clean"]
+    return (clean.groupby(["model", "y_true", "y_pred"]).size().rename("count").reset_index()
+            .rename(columns={"y_true": "true", "y_pred": "pred"}))
+
+
+def _split_results(data: RunData, results: pd.DataFrame) -> None:
+    """Imbalance and seen/unseen-source rows, when stored in results, move to their own frames."""
+    imb = results[results["shift"] == IMBALANCE_SHIFT]
+    if data.imbalance is None and len(imb):
+        # metric "uar" -> group "all"; "uar_many" -> group "many", ...
+        group = imb["metric"].str.partition("_")[2].replace("", "all")
+        data.imbalance = imb.assign(ratio=imb["severity"], group=group).drop(columns=["shift"])
+    src = results[results["shift"].isin(list(SOURCE_SHIFTS))]
+    if data.sources is None and len(src):
+        data.sources = src.assign(split=src["shift"].map(SOURCE_SHIFTS)).drop(columns=["shift"])
+    special = [IMBALANCE_SHIFT, *SOURCE_SHIFTS]
+    data.results = results[~results["shift"].isin(special)].reset_index(drop=True)
+
+
+def load_run(run_dir: str | Path) -> RunData:
+    """All tables of a run folder; raises DataError only when the folder itself is missing."""
+    root = Path(run_dir)
+    if not root.is_dir():
+        raise DataError(f"run folder not found: {root}")
+    data = RunData(root=root, name=root.resolve().name)
+    data.study_spec = _yaml_or_json(data, "study.yaml")
+    data.env = _yaml_or_json(data, "env.json")
+    data.summary = _yaml_or_json(data, "summary.json")
+    data.study = _load_study(data)
+    data.trials = _table(data, "trials", "trials.parquet", "trials.csv")
+    data.models = _manifest(data)
+    if data.models is not None:
+        data.metrics = _per_model(data, "metrics", "metrics.csv")
+        conf = _per_model(data, "confusion", "confusion.csv")
+        if conf is not None and "checkpoint" in conf.columns:  # bench.train writes best and last
+            conf = conf[conf["checkpoint"] == "last"]
+        data.confusion = conf
+    rob = root / "robustness"
+    data.has_robustness = rob.is_dir()
+    if data.has_robustness:
+        data.gain = _table(data, "gain", "robustness/gain.csv")
+        data.scores = _table(data, "scores", "robustness/scores.csv")
+        data.imbalance = _table(data, "imbalance", "robustness/imbalance.csv")
+        data.sources = _table(data, "sources", "robustness/sources.csv")
+        results = _table(data, "results", "robustness/results.parquet", "robustness/results.csv")
+        if results is not None:
+            _split_results(data, results)
+        if data.confusion is None and (rob / "predictions.parquet").is_file():
+            try:
+                pred = pd.read_parquet(rob / "predictions.parquet",
+                                       columns=["model", "shift", "y_true", "y_pred"])
+                data.confusion = _confusion_from_predictions(pred)
+            except Exception as e:
+                data.notes.append(f"robustness/predictions.parquet: unreadable "
+                                  f"({str(e).splitlines()[0]})")
+    return data

@@ -1,0 +1,56 @@
+"""The report of a realistic run folder, opened in headless Chromium as a reader would.
+
+The run folder is the demo one (a real Optuna study in a journal, models/,
+robustness/ per the contract); Chromium must draw every expected figure with
+no console error. CI installs chromium (.ci/run), so there the test never skips.
+"""
+from __future__ import annotations
+
+import os
+import time
+
+import pytest
+
+from bench.report import FIGURES, write_report
+from bench.report.browser import check_page, find_chromium
+from bench.report.demo import make_demo_run
+
+pytestmark = pytest.mark.slow
+
+if find_chromium() is None and not os.environ.get("CI"):
+    pytest.skip("chromium is not installed (apt-get install chromium); CI installs it",
+                allow_module_level=True)
+
+
+@pytest.fixture(scope="module")
+def report(tmp_path_factory):
+    run = make_demo_run(tmp_path_factory.mktemp("runs"), "demo-sweep")
+    t0 = time.perf_counter()
+    path, page = write_report(run)
+    seconds = time.perf_counter() - t0
+    print(f"\nreport build {seconds:.2f}s, {path.stat().st_size / 1e6:.2f} MB")
+    return path, page
+
+
+def test_every_expected_figure_renders_without_console_errors(report):
+    path, page = report
+    expected = sorted(set(FIGURES.names()) - {"sweep.pareto"})  # the demo study has one objective
+    assert sorted(page.drawn) == expected and not page.errors
+    seen = check_page(path)
+    assert seen.errors == []
+    assert sorted(seen.drawn) == expected and seen.total == len(expected)
+    assert seen.png is not None and seen.png[:8] == b"\x89PNG\r\n\x1a\n"
+    assert seen.height > 3000  # the whole page, not just the first screen
+    shot = path.with_suffix(".png")
+    shot.write_bytes(seen.png)
+    print(f"screenshot {shot} ({seen.height}px tall), browser {seen.seconds:.1f}s")
+
+
+def test_a_broken_page_is_caught(tmp_path):
+    bad = tmp_path / "bad.html"
+    bad.write_text('<div class="figure" data-figure="x"></div>'
+                   '<script>console.error("boom"); undefined_function();</script>')
+    seen = check_page(bad, screenshot=False, timeout=10)
+    assert seen.drawn == [] and seen.total == 1
+    assert any("boom" in e for e in seen.errors)
+    assert any("undefined_function" in e for e in seen.errors)
