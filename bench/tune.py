@@ -106,6 +106,7 @@ def run_sweep(study, run_dir: Path, *, address: str | None, cpus: int | None,
     t0 = time.perf_counter()
     build_split(study.base_config(), "train")  # generate/check the data once, not per trial
     init_ray(address=address, num_cpus=cpus, num_gpus=gpus)
+    _check_resources(study)
     _log(f"sweep: {study.trials} trials of {study.method} ({study.epochs} epochs max, "
          f"{study.concurrency} at a time, {study.cpus_per_trial:g} CPU"
          f"{f' + {study.gpus_per_trial:g} GPU' if study.gpus_per_trial else ''} each), "
@@ -150,6 +151,17 @@ def run_sweep(study, run_dir: Path, *, address: str | None, cpus: int | None,
                "duration_s": round(time.perf_counter() - t0, 1)}
     atomic_write_text(run_dir / "summary.json", pd.Series(summary).to_json(indent=2) + "\n")
     return summary
+
+
+def _check_resources(study) -> None:
+    import ray
+
+    have = ray.cluster_resources()
+    for key, need, flag in (("CPU", study.cpus_per_trial, "--cpus-per-trial"),
+                            ("GPU", study.gpus_per_trial, "--gpus-per-trial")):
+        if need > have.get(key, 0):
+            raise ConfigError(f"each trial asks for {need:g} {key} but the Ray cluster has "
+                              f"{have.get(key, 0):g}; lower it with {flag}")
 
 
 def _params_of(table: pd.DataFrame, trial: str | None) -> dict[str, Any]:
