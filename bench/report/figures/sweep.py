@@ -129,7 +129,9 @@ def slices(study: Any, names: list[str] | None = None) -> go.Figure:
     import optuna.visualization as ov
 
     _need(study, 1)
-    return style(ov.plot_slice(study, **_first_objective(study, names)), "Slice plot", height=380)
+    fig = ov.plot_slice(study, **_first_objective(study, names))
+    fig.update_layout(width=None, autosize=True)  # Optuna fixes 300 px per parameter: overflows
+    return style(fig, "Slice plot", height=380)
 
 
 def pareto_front(study: Any, names: list[str] | None = None) -> go.Figure:
