@@ -1,12 +1,13 @@
-"""`python -m bench.perf {model}`: run one benchmark and print its ratios."""
+"""`python -m bench.perf {model,tune,...}`: run one benchmark and print its ratios."""
 from __future__ import annotations
 
 import argparse
 
 from bench.cli import run_main
 from bench.perf import model as model_bench
+from bench.perf import tune as tune_bench
 
-BENCHMARKS = {"model": model_bench}
+BENCHMARKS = {"model": model_bench, "tune": tune_bench}
 
 
 def main(argv: list[str] | None = None) -> int:

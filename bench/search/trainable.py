@@ -13,14 +13,15 @@ import os
 import tempfile
 import time
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Callable, Iterator, Mapping
 
 import torch
 
+from bench.config import Config
 from bench.errors import TrainingDiverged
 from bench.search.spaces import Study, decode_params, trial_config
 
-__all__ = ["run_trial", "STATE_FILE", "config_of_trial"]
+__all__ = ["run_trial", "trial_epochs", "STATE_FILE", "config_of_trial"]
 
 STATE_FILE = "state.pt"
 # Keys of a Tune config that are not searched parameters.
@@ -40,28 +41,24 @@ def _scores(prefix: str, metrics: Mapping[str, float]) -> dict[str, float]:
     return {f"{prefix}{k}": float(v) for k, v in metrics.items()}
 
 
-def run_trial(tune_config: dict[str, Any], *, study: Study) -> None:
-    """Tune entry point (wrapped with tune.with_parameters by the sweep)."""
-    from ray import tune
+def trial_epochs(cfg: Config, study: Study, *, state: dict[str, Any] | None = None
+                 ) -> Iterator[tuple[dict[str, Any], Callable[[Path], None]]]:
+    """Train epoch by epoch: yields (result, save) where save(folder) writes the state.
 
-    cfg = config_of_trial(study, tune_config)
-    threads = max(1, int(study.cpus_per_trial))
-    torch.set_num_threads(threads)
+    The bare loop `bench.perf tune` times against the same loop inside Tune.
+    """
     from bench.engine import Trainer
 
     trainer = Trainer(cfg)
-    ckpt = tune.get_checkpoint()
-    if ckpt is not None:
-        with ckpt.as_directory() as d:
-            trainer.load_state_dict(torch.load(Path(d) / STATE_FILE, map_location="cpu",
-                                               weights_only=True))
+    if state is not None:
+        trainer.load_state_dict(state)
     t_start = time.perf_counter()
     while trainer.epoch < cfg.train.epochs:
         try:
             stats = trainer.train_epoch()
         except TrainingDiverged as e:
             nan = {f"{study.objective.split}_{m}": math.nan for m in study.objective.metrics}
-            tune.report({"epoch": trainer.epoch + 1, "diverged": 1, "reason": str(e), **nan})
+            yield {"epoch": trainer.epoch + 1, "diverged": 1, "reason": str(e), **nan}, None
             return
         result: dict[str, Any] = {"epoch": trainer.epoch, "diverged": 0, "reason": "",
                                   "train_loss": stats["loss"], "epoch_s": stats["seconds"],
@@ -71,6 +68,28 @@ def run_trial(tune_config: dict[str, Any], *, study: Study) -> None:
             result.update(_scores("val_", trainer.evaluate(split="val").metrics))
         result.update(_scores("test_", trainer.evaluate().metrics))
         result["wall_s"] = time.perf_counter() - t_start
+
+        def save(folder: Path) -> None:
+            torch.save(trainer.state_dict(), Path(folder) / STATE_FILE)
+
+        yield result, save
+
+
+def run_trial(tune_config: dict[str, Any], *, study: Study) -> None:
+    """Tune entry point (wrapped with tune.with_parameters by the sweep)."""
+    from ray import tune
+
+    cfg = config_of_trial(study, tune_config)
+    torch.set_num_threads(max(1, int(study.cpus_per_trial)))
+    state = None
+    ckpt = tune.get_checkpoint()
+    if ckpt is not None:
+        with ckpt.as_directory() as d:
+            state = torch.load(Path(d) / STATE_FILE, map_location="cpu", weights_only=True)
+    for result, save in trial_epochs(cfg, study, state=state):
+        if save is None:  # diverged: the last report, no checkpoint
+            tune.report(result)
+            return
         with tempfile.TemporaryDirectory() as d:
-            torch.save(trainer.state_dict(), Path(d) / STATE_FILE)
+            save(Path(d))
             tune.report(result, checkpoint=tune.Checkpoint.from_directory(d))
