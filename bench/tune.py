@@ -233,7 +233,27 @@ def main(argv: list[str] | None = None) -> int:
             shutil.rmtree(run_dir, ignore_errors=True)
         raise
     _print_summary(summary, run_dir)
-    return 0
+    return _after_sweep(run_dir, robustness=not args.no_robustness, report=not args.no_report)
+
+
+def _after_sweep(run_dir: Path, *, robustness: bool, report: bool) -> int:
+    """The robustness suite, then the report, on the finished run folder."""
+    code = 0
+    if robustness and (run_dir / "models.yaml").is_file():
+        import ray
+
+        if ray.is_initialized():
+            ray.shutdown()  # give the cores back to torch
+        from robustness.__main__ import main as robustness_main
+
+        _log("robustness suite (skip with --no-robustness):")
+        code = robustness_main(["--run", str(run_dir)]) or 0
+    if report:
+        from bench.report import write_report
+
+        path, _ = write_report(run_dir)
+        print(f"report:       {path}", flush=True)
+    return code
 
 
 def _print_summary(s: dict[str, Any], run_dir: Path) -> None:
