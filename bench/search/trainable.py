@@ -86,7 +86,11 @@ def run_trial(tune_config: dict[str, Any], *, study: Study) -> None:
     if ckpt is not None:
         with ckpt.as_directory() as d:
             state = torch.load(Path(d) / STATE_FILE, map_location="cpu", weights_only=True)
+    import ray
+
+    node = ray.get_runtime_context().get_node_id()  # which Ray node ran it (multi-node runs)
     for result, save in trial_epochs(cfg, study, state=state):
+        result["node_id"] = node
         if save is None:  # diverged: the last report, no checkpoint
             tune.report(result)
             return
