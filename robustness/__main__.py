@@ -1,0 +1,111 @@
+"""`python -m robustness --run RUN_DIR`: stress-test a sweep's models, write RUN_DIR/robustness/.
+
+    python -m robustness --run runs/sweep1                       # default suite (fast)
+    python -m robustness --run runs/sweep1 --shifts all --severities all --seeds 0,1,2
+    python -m robustness --run runs/sweep1 --shifts temporal --baseline x3d_ce-s1
+
+Shifts: names, a family (style, temporal, camera), "default" or "all";
+`python -m robustness --list` prints them. Every model in RUN_DIR/models.yaml
+sees the same corrupted clips (paired); scores are against --baseline (default:
+the manifest's first baseline).
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+import torch
+
+from bench.cli import run_main
+from bench.engine import resolve_device
+from bench.errors import ConfigError
+from bench.progress import Reporter
+from robustness import runs
+from robustness.imbalance import parse_ratios
+from robustness.report import summary_text
+from robustness.scores import corruption_scores, gains
+from robustness.shifts import KINDS, SHIFTS, parse_severities, parse_shifts
+from robustness.suite import run_suite
+
+
+def _seeds(text: str) -> list[int]:
+    try:
+        seeds = sorted({int(s) for s in text.split(",") if s.strip()})
+    except ValueError:
+        seeds = []
+    if not seeds or min(seeds) < 0:
+        raise ConfigError(f"--seeds '{text}' must be comma-separated integers >= 0, e.g. 0,1,2")
+    return seeds
+
+
+def build_parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="python -m robustness", description=__doc__.split("\n")[0],
+                                 formatter_class=argparse.RawDescriptionHelpFormatter,
+                                 epilog="\n".join(__doc__.split("\n")[2:]))
+    ap.add_argument("--run", metavar="RUN_DIR", help="sweep run folder holding models.yaml")
+    ap.add_argument("--shifts", default="default", help="comma list, a family, default or all")
+    ap.add_argument("--severities", default="1,3,5", help="comma list of 1-5, or all")
+    ap.add_argument("--seeds", default="0", help="corruption seeds, e.g. 0,1,2")
+    ap.add_argument("--baseline", help="model the mCE is relative to (default: first baseline)")
+    ap.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples for gains")
+    ap.add_argument("--imbalance", default="10,50,100",
+                    help="long-tail ratios to re-score the clean predictions at, or off")
+    ap.add_argument("--limit", type=int, help="score only the first N test clips (quick looks)")
+    ap.add_argument("--batch-size", type=int, default=32)
+    ap.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto")
+    ap.add_argument("--threads", type=int, help="torch threads (default: torch's choice)")
+    ap.add_argument("--list", action="store_true", help="print the registered shifts and exit")
+    ap.add_argument("--quiet", action="store_true")
+    return ap
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.list:
+        for name in SHIFTS.names():
+            doc = (SHIFTS.get(name).__doc__ or "").strip().split("\n")[0]
+            print(f"{name:<20} {KINDS[name]:<9} {doc}")
+        return 0
+    if not args.run:
+        raise ConfigError("--run RUN_DIR is required (a sweep run folder holding models.yaml)")
+    shifts = parse_shifts(args.shifts)
+    severities = parse_severities(args.severities)
+    seeds = _seeds(args.seeds)
+    ratios = parse_ratios(args.imbalance)
+    if args.bootstrap < 1 or args.batch_size < 1 or (args.limit is not None and args.limit < 1):
+        raise ConfigError("--bootstrap, --batch-size and --limit must be >= 1")
+    entries = runs.read_manifest(args.run)
+    baseline = runs.pick_baseline(entries, args.baseline)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    device = resolve_device(args.device)
+    rep = Reporter(quiet=args.quiet)
+    loaded = runs.load_models(entries, device)
+    dataset = runs.test_set({k: cfg for k, (cfg, _) in loaded.items()})
+    if args.limit:
+        dataset.records = dataset.records[:args.limit]
+    roles = {e.name: e.role for e in entries}
+    rep.info(f"{len(entries)} models x {len(shifts)} shifts x {len(severities)} severities x "
+             f"{len(seeds)} seeds on {len(dataset)} clips")
+    with rep.task("robustness suite") as bar:
+        suite = run_suite({k: m for k, (_, m) in loaded.items()}, dataset, shifts=shifts,
+                          severities=severities, seeds=seeds, roles=roles, imbalance_ratios=ratios,
+                          batch_size=args.batch_size, device=device, progress=bar)
+    scores = corruption_scores(suite.results, shifts, baseline)
+    gain = gains(suite.predictions, roles, shifts, n_boot=args.bootstrap, seed=seeds[0])
+    info = {"shifts": shifts, "severities": severities, "seeds": seeds, "baseline": baseline,
+            "bootstrap": args.bootstrap, "imbalance_ratios": ratios, "clips": len(dataset),
+            "models": [e.name for e in entries], "seconds": suite.seconds,
+            "argv": sys.argv, "torch_threads": torch.get_num_threads(), "device": str(device)}
+    out = runs.write_outputs(args.run, {
+        "results.parquet": suite.results, "results.csv": suite.results,
+        "predictions.parquet": suite.predictions, "scores.csv": scores, "gain.csv": gain}, info)
+    rep.result(summary_text(suite.results, scores, gain, shifts, baseline))
+    rep.result(f"\nwrote {out}{os.sep} (results.parquet/.csv, predictions.parquet, scores.csv, "
+               f"gain.csv, suite.json) in {suite.seconds['total']:.0f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    run_main(main)

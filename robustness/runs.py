@@ -1,0 +1,123 @@
+"""The sweep run folder, read and written: models.yaml in, robustness/ out.
+
+    RUN_DIR/models.yaml                  list of {name, role, method, seed, path}
+    RUN_DIR/<path>/checkpoint.pt         bench Trainer.state_dict()
+    RUN_DIR/robustness/                  results.parquet/.csv, predictions.parquet,
+                                         scores.csv, gain.csv, suite.json
+
+The output folder is written under a temporary name and renamed into place, so
+RUN_DIR/robustness/ is either the previous complete result or the new one.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import torch
+import yaml
+
+from bench.config import Config
+from bench.engine import build_split
+from bench.errors import ConfigError, DataError, UnknownNameError
+from bench.evaluate import load_model
+from bench.runs import atomic_write_text, load_checkpoint, write_table
+
+__all__ = ["ModelEntry", "read_manifest", "load_models", "test_set", "pick_baseline",
+           "write_outputs", "ROLES"]
+
+ROLES = ("hdf", "baseline")
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    name: str
+    role: str
+    method: str
+    seed: int
+    path: Path  # absolute model folder
+
+
+def read_manifest(run_dir: str | Path) -> list[ModelEntry]:
+    """Entries of RUN_DIR/models.yaml, checked (one clear error per problem)."""
+    run = Path(run_dir)
+    if not run.is_dir():
+        raise DataError(f"run folder {run} does not exist")
+    path = run / "models.yaml"
+    if not path.is_file():
+        raise DataError(f"{path} does not exist (is {run} a finished sweep run folder?)")
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{path} is not valid YAML: {str(e).splitlines()[0]}") from None
+    if isinstance(raw, dict) and "models" in raw:
+        raw = raw["models"]
+    if not isinstance(raw, list) or not raw:
+        raise ConfigError(f"{path}: expected a non-empty list of models")
+    out: list[ModelEntry] = []
+    for i, item in enumerate(raw):
+        where = f"{path}: model {i + 1}"
+        if not isinstance(item, dict) or not {"name", "role", "path"} <= set(item):
+            raise ConfigError(f"{where} needs name, role and path")
+        if item["role"] not in ROLES:
+            raise ConfigError(f"{where}: role must be one of {', '.join(ROLES)}, got {item['role']!r}")
+        if any(e.name == item["name"] for e in out):
+            raise ConfigError(f"{where}: name '{item['name']}' appears twice")
+        out.append(ModelEntry(str(item["name"]), str(item["role"]), str(item.get("method", "")),
+                              int(item.get("seed", 0)), (run / str(item["path"])).resolve()))
+    return out
+
+
+def load_models(entries: list[ModelEntry], device: torch.device) -> dict[str, tuple[Config, Any]]:
+    """name -> (config, model in eval mode) from each entry's checkpoint.pt."""
+    return {e.name: load_model(load_checkpoint(e.path / "checkpoint.pt"), device) for e in entries}
+
+
+def test_set(configs: dict[str, Config]):
+    """The test split every model was trained for; models must agree on it (paired inputs)."""
+    def key(c: Config) -> tuple:
+        d = c.data
+        return (d.name, d.num_frames, d.size, yaml.safe_dump(d.options, sort_keys=True))
+
+    first_name, first = next(iter(configs.items()))
+    for name, cfg in configs.items():
+        if key(cfg) != key(first):
+            raise ConfigError(f"models '{first_name}' and '{name}' were trained on different data "
+                              f"or clip sizes; the suite feeds every model the same clips")
+    return build_split(first, "test")
+
+
+def pick_baseline(entries: list[ModelEntry], name: str | None) -> str | None:
+    """The named model, or the first baseline of the manifest (None if there is none)."""
+    names = [e.name for e in entries]
+    if name is not None:
+        if name not in names:
+            raise UnknownNameError(f"unknown baseline '{name}'. Models in this run: {', '.join(names)}")
+        return name
+    return next((e.name for e in entries if e.role == "baseline"), None)
+
+
+def write_outputs(run_dir: str | Path, tables: dict[str, pd.DataFrame], info: dict[str, Any]) -> Path:
+    """Write `tables` (file name -> DataFrame) and suite.json to RUN_DIR/robustness atomically."""
+    run = Path(run_dir)
+    final = run / "robustness"
+    tmp = run / f".robustness.tmp-{os.getpid()}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir()
+    try:
+        for fname, df in tables.items():
+            write_table(tmp / fname, df)
+        atomic_write_text(tmp / "suite.json", json.dumps(info, indent=2, default=str) + "\n")
+        old = run / f".robustness.old-{os.getpid()}"
+        if final.exists():
+            os.replace(final, old)
+        os.replace(tmp, final)
+        shutil.rmtree(old, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return final
