@@ -118,3 +118,17 @@ def test_rescore_long_tail():
     v = r.groupby(["model", "metric"]).value.mean()
     assert v["perfect", "war"] == 1.0 and v["perfect", "recall_few"] == 1.0
     assert v["head", "recall_few"] == 0.0 and v["head", "uar"] == pytest.approx(1 / 7)
+
+
+@pytest.mark.slow
+def test_leave_sources_out_and_imbalanced_training_on_ci_data():
+    from bench.config import load_config
+    from robustness.sources import leave_sources_out, train_imbalanced
+
+    cfg = load_config(method="x3d_ce", overrides=["data.preset=ci", "data.num_frames=4", "data.size=32",
+                                                  "train.epochs=1", "data.batch_size=8"])
+    loso = leave_sources_out(cfg, [0])
+    assert set(loso.subset) == {"seen", "held_out"} and set(loso.held_out) == {"0"}
+    assert loso.groupby("subset").n_clips.first().sum() > 0 and loso.value.dropna().between(0, 1).all()
+    imb = train_imbalanced(cfg, "exp", 10)
+    assert set(imb.ratio) == {10} and {"war", "uar"} <= set(imb.metric)
