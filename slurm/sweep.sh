@@ -76,6 +76,10 @@ fi
 if [[ -n $RESUME ]]; then
     [[ -d $RESUME ]] || die "nothing to resume: $RESUME does not exist"
     DRIVER_ARGS=(--resume "$RESUME")
+    # Switches that shape what the run does after the search carry over to the resume.
+    for a in "${ARGS[@]}"; do
+        case "$a" in --no-robustness|--no-report) DRIVER_ARGS+=("$a") ;; esac
+    done
 else
     DRIVER_ARGS=("${ARGS[@]}")
 fi

@@ -225,7 +225,8 @@ def _check_finished_sweep(run: Path) -> pd.DataFrame:
     study = yaml.safe_load((run / "study.yaml").read_text())
     n = int(study["trials"])
     per_trial = trials.groupby("number")["status"].agg(lambda s: set(s))
-    assert sorted(per_trial.index) == list(range(n)), "every trial has rows"
+    first = int(per_trial.index.min())
+    assert sorted(per_trial.index) == list(range(first, first + n)), "every trial has rows"
     assert all(len(s) == 1 and s <= {"completed", "stopped", "diverged", "failed"} for s in per_trial)
     assert (per_trial.map(lambda s: next(iter(s))) == "completed").any()
     models = yaml.safe_load((run / "models.yaml").read_text())
