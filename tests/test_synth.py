@@ -231,3 +231,41 @@ def test_cli_writes_and_summarises(tmp_path: Path, capsys: pytest.CaptureFixture
     assert "40 clips" in out and "disgust" in out
     rec = json.loads((tmp_path / "o" / "synth.json").read_text())
     assert rec["options"]["class_prior"] == "uniform" and rec["options"]["duration_s"] == [0.6, 0.8]
+
+
+def test_head_motion_follows_the_expression_and_can_be_switched_off() -> None:
+    table = sample_table(make_options("ci", num_clips=60, num_subjects=6), 2)
+    heads = table[[f"head_{k}" for k in ("yaw", "roll", "scale", "tx", "ty")]].abs().sum(axis=1)
+    assert (heads[table["emotion"] == "neutral"] == 0).all()
+    assert (heads[(table["emotion"] != "neutral") & (table["intensity"] > 0.3)] > 0).all()
+    off = sample_table(make_options("ci", num_clips=60, num_subjects=6, head_motion=0.0), 2)
+    assert (off.filter(like="head_").to_numpy() == 0).all()
+
+
+def test_holdout_sources_leave_the_train_split_only(root: Path) -> None:
+    from bench.data import build_dataset
+
+    kw = dict(root=str(root), preset="ci", data_seed=3, synth_options=TINY, cache=False)
+    full = build_dataset("synthetic", split="train", **kw)
+    held = int(full.meta["source"].iloc[0])
+    train = build_dataset("synthetic", split="train", holdout_sources=[held], **kw)
+    test = build_dataset("synthetic", split="test", holdout_sources=[held], **kw)
+    assert held not in set(train.meta["source"])
+    assert len(train) == int((full.meta["source"] != held).sum())
+    assert len(test) == len(build_dataset("synthetic", split="test", **kw))
+    with pytest.raises(ConfigError, match="out of range"):
+        build_dataset("synthetic", split="train", holdout_sources=[99], **kw)
+
+
+def test_accuracy_by_source_is_tidy_and_splits_seen_from_unseen() -> None:
+    from bench.data.synth.holdout import accuracy_by_source, seen_unseen
+
+    meta = pd.DataFrame({"source": [0, 0, 1, 1, 1], "source_name": ["a", "a", "b", "b", "b"]})
+    y = np.array([1, 2, 3, 4, 5])
+    p = np.array([1, 2, 3, 0, 0])
+    table = accuracy_by_source(meta, y, p, held_out=[1])
+    assert table.to_dict("records") == [
+        {"source": 0, "source_name": "a", "seen": True, "clips": 2, "war": 1.0},
+        {"source": 1, "source_name": "b", "seen": False, "clips": 3, "war": pytest.approx(1 / 3)}]
+    out = seen_unseen(meta, y, p, [1])
+    assert out["seen_war"] == 1.0 and out["drop"] == pytest.approx(2 / 3)

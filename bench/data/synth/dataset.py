@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 
 from bench.data.labels import EMOTIONS
-from bench.data.synth.expressions import ACTIONS, prototype
+from bench.data.synth.expressions import ACTIONS, HEAD_MOTION, POSE_KEYS, prototype
 from bench.data.synth.faces import sample_subject
 from bench.data.synth.options import SynthOptions, parse_class_prior
 from bench.data.synth.sources import sample_sources
@@ -94,6 +94,11 @@ def _clip(emotion: str, subj: dict[str, Any], src: dict[str, Any], opts: SynthOp
         drift_ty=rng.normal(0, 0.015 * pr),
     )
     row.update({f"act_{a}": v for a, v in zip(ACTIONS, act)})
+    # Expression-linked head motion (follows the envelope); yaw and roll turn either way.
+    head = np.asarray(HEAD_MOTION[emotion]) * intensity * opts.head_motion
+    head = head * np.clip(1 + opts.action_jitter * rng.standard_normal(5), 0.0, None)
+    head[:2] *= rng.choice((-1.0, 1.0), size=2)
+    row.update({f"head_{k}": float(v) for k, v in zip(POSE_KEYS, head)})
     return row
 
 

@@ -14,7 +14,8 @@ import numpy as np
 from bench.data.labels import EMOTIONS
 
 __all__ = [
-    "ACTIONS", "PROTOTYPES", "PARTNERS", "prototype", "envelope", "blink_track", "talk_track",
+    "ACTIONS", "PROTOTYPES", "PARTNERS", "HEAD_MOTION", "POSE_KEYS", "prototype", "envelope",
+    "blink_track", "talk_track",
 ]
 
 # Facial actions, in the order of every action vector in this package.
@@ -49,6 +50,21 @@ PROTOTYPES: dict[str, dict[str, float]] = {
                 "cheek_raise": 0.3},
     "fear": {"brow_raise": 0.8, "brow_inner_raise": 0.8, "brow_together": 0.6, "lid_widen": 1.0,
              "lip_stretch": 0.9, "jaw_drop": 0.35},
+}
+# Head movement that goes with each expression at intensity 1, following the same
+# onset-apex-offset envelope: (yaw, roll, scale, tx, ty) in radians / face units.
+# Yaw and roll get a random sign per clip. Whole-face motion is a large-area cue a
+# small video model picks up early; the confusable pairs share theirs (fear and
+# surprise pull back, sad and a low-intensity neutral-ish face look down).
+POSE_KEYS: tuple[str, ...] = ("yaw", "roll", "scale", "tx", "ty")
+HEAD_MOTION: dict[str, tuple[float, float, float, float, float]] = {
+    "happy": (0.0, 0.07, 0.02, 0.0, -0.02),
+    "sad": (0.0, 0.04, -0.02, 0.0, 0.045),
+    "neutral": (0.0, 0.0, 0.0, 0.0, 0.0),
+    "angry": (0.0, 0.0, 0.09, 0.0, 0.015),
+    "surprise": (0.0, 0.0, -0.08, 0.0, -0.035),
+    "disgust": (0.22, 0.03, -0.04, 0.0, 0.0),
+    "fear": (0.07, 0.0, -0.09, 0.0, 0.01),
 }
 # Which prototype each class drifts toward as confusability grows.
 PARTNERS: dict[str, str] = {

@@ -34,11 +34,11 @@ def sample_subject(rng: np.random.Generator, *, style_strength: float,
     s: dict[str, Any] = {}
     u = rng.uniform
     # Geometry (fractions of the image side).
-    s.update(face_w=u(0.25, 0.33), face_h=u(0.33, 0.40), eye_dx=u(0.095, 0.14),
-             eye_y=u(-0.11, -0.06), eye_w=u(0.042, 0.058), eye_h=u(0.020, 0.030),
-             brow_gap=u(0.055, 0.08), brow_len=u(1.0, 1.35), brow_thick=u(0.012, 0.03),
-             nose_len=u(0.11, 0.17), mouth_w=u(0.065, 0.10), mouth_dy=u(0.06, 0.09),
-             lip_thick=u(0.008, 0.018), iris_size=u(0.5, 0.8))
+    s.update(face_w=u(0.27, 0.33), face_h=u(0.34, 0.40), eye_dx=u(0.10, 0.135),
+             eye_y=u(-0.10, -0.06), eye_w=u(0.050, 0.064), eye_h=u(0.026, 0.034),
+             brow_gap=u(0.06, 0.08), brow_len=u(1.0, 1.3), brow_thick=u(0.018, 0.032),
+             nose_len=u(0.10, 0.14), mouth_w=u(0.08, 0.11), mouth_dy=u(0.06, 0.085),
+             lip_thick=u(0.011, 0.019), iris_size=u(0.5, 0.8))
     tone = rng.beta(1.3, 1.3)
     skin = (1 - tone) * _SKIN_LIGHT + tone * _SKIN_DARK + rng.normal(0, 8, size=3)
     s["skin_r"], s["skin_g"], s["skin_b"] = np.clip(skin, 20, 255)
@@ -177,8 +177,8 @@ def draw_face(img: np.ndarray, f: Mapping[str, Any], act: np.ndarray, blink: flo
 
     # Eyes.
     ew, eh = f["eye_w"], f["eye_h"]
-    open_up = (1 + 0.8 * a["lid_widen"] - 0.45 * a["lid_tighten"] - 0.2 * ck) * (1 - blink)
-    open_lo = (1 - 0.45 * a["lid_tighten"] - 0.5 * ck + 0.2 * a["lid_widen"]) * (1 - blink)
+    open_up = (1 + 1.1 * a["lid_widen"] - 0.5 * a["lid_tighten"] - 0.2 * ck) * (1 - blink)
+    open_lo = (1 - 0.5 * a["lid_tighten"] - 0.5 * ck + 0.4 * a["lid_widen"]) * (1 - blink)
     xs = _XS
     for sx in (-1, 1):
         cx, cy = sx * f["eye_dx"], f["eye_y"]
@@ -193,9 +193,9 @@ def draw_face(img: np.ndarray, f: Mapping[str, Any], act: np.ndarray, blink: flo
             cv.poly(lower, _mix(skin, dark, min(0.6, 0.5 * (a["lid_tighten"] + ck))), thick=0.008)
 
     # Brows.
-    lift = -0.035 * a["brow_raise"] + 0.025 * a["brow_lower"]
-    inner_lift = -0.04 * a["brow_inner_raise"] + 0.012 * a["brow_lower"] + 0.01 * a["brow_together"]
-    pull = 0.022 * a["brow_together"]
+    lift = -0.055 * a["brow_raise"] + 0.035 * a["brow_lower"]
+    inner_lift = -0.055 * a["brow_inner_raise"] + 0.02 * a["brow_lower"] + 0.015 * a["brow_together"]
+    pull = 0.03 * a["brow_together"]
     bl = ew * f["brow_len"]
     hair_brow = tuple(hair * 0.8)
     for sx in (-1, 1):
@@ -209,11 +209,11 @@ def draw_face(img: np.ndarray, f: Mapping[str, Any], act: np.ndarray, blink: flo
         col = _mix(skin, dark, min(0.7, 0.6 * tog))
         by = f["eye_y"] - f["brow_gap"] + lift + inner_lift
         for sx in (-0.012, 0.012):
-            cv.poly(np.array([(sx, by - 0.01), (sx * 0.8, by + 0.025)]), col, thick=0.008)
+            cv.poly(np.array([(sx, by - 0.012), (sx * 0.8, by + 0.03)]), col, thick=0.011)
 
     # Nose: bridge, tip, nostrils; wrinkle lifts the nostrils and adds creases.
     nw = a["nose_wrinkle"]
-    ny = f["eye_y"] + f["nose_len"] - 0.012 * nw
+    ny = f["eye_y"] + f["nose_len"] - 0.018 * nw
     cv.poly(np.array([(0.0, f["eye_y"] + 0.02), (0.008, ny - 0.01), (0.0, ny)]),
             _mix(skin, dark, 0.45), thick=0.01, depth=0.05)
     for sx in (-1, 1):
@@ -223,29 +223,29 @@ def draw_face(img: np.ndarray, f: Mapping[str, Any], act: np.ndarray, blink: flo
         col = _mix(skin, dark, min(0.75, 0.7 * nw))
         for k in range(3):
             y = f["eye_y"] + 0.025 + 0.014 * k
-            cv.poly(np.array([(-0.022, y), (0.0, y - 0.006), (0.022, y)]), col, thick=0.007, depth=0.04)
+            cv.poly(np.array([(-0.026, y), (0.0, y - 0.008), (0.026, y)]), col, thick=0.01, depth=0.04)
     fold = max(a["upper_lip_raise"], 0.8 * a["lip_corner_up"], 0.6 * nw)
 
     # Mouth.
     my = ny + f["mouth_dy"]
-    mw = f["mouth_w"] * (1 + 0.35 * a["lip_stretch"] + 0.15 * a["lip_corner_up"] - 0.15 * a["lip_press"])
-    cy = my - 0.03 * a["lip_corner_up"] + 0.028 * a["lip_corner_down"] + 0.006 * a["lip_stretch"]
+    mw = f["mouth_w"] * (1 + 0.5 * a["lip_stretch"] + 0.2 * a["lip_corner_up"] - 0.2 * a["lip_press"])
+    cy = my - 0.048 * a["lip_corner_up"] + 0.042 * a["lip_corner_down"] + 0.008 * a["lip_stretch"]
     left, right = (-mw, cy), (mw, cy)
     lt = f["lip_thick"] * (1 - 0.7 * min(a["lip_press"], 1.0))
-    up_in = my - 0.004 - 0.022 * a["upper_lip_raise"]
-    lo_in = my + 0.004 + 0.055 * jaw + 0.01 * a["lip_stretch"] * jaw
+    up_in = my - 0.004 - 0.032 * a["upper_lip_raise"]
+    lo_in = my + 0.004 + 0.075 * jaw + 0.015 * a["lip_stretch"] * jaw
     if fold > 0.2:  # nasolabial folds
         col = _mix(skin, dark, min(0.6, 0.5 * fold))
         for sx in (-1, 1):
             cv.poly(np.array([(sx * 0.03, ny + 0.005), (sx * (mw + 0.012), cy + 0.012)]), col,
-                    thick=0.007)
+                    thick=0.009)
     lip = _mix(skin, np.array([170.0, 60.0, 70.0]), 0.45)
     outer = np.concatenate([_bezier(left, up_in - lt, right), _bezier(right, lo_in + 1.3 * lt, left)])
     cv.poly(outer, lip, fill=True)
     if lo_in - up_in > 0.012:  # open mouth: dark inside, teeth at the top
         inside = np.concatenate([_bezier(left, up_in, right), _bezier(right, lo_in, left)])
         cv.poly(inside, (45, 20, 25), fill=True)
-        teeth_h = min(0.012, 0.5 * (lo_in - up_in))
+        teeth_h = min(0.016, 0.5 * (lo_in - up_in))
         cv.poly(np.concatenate([_bezier((left[0] * 0.7, cy), up_in, (right[0] * 0.7, cy)),
                                 _bezier((right[0] * 0.6, cy + 0.3 * teeth_h), up_in + teeth_h,
                                         (left[0] * 0.6, cy + 0.3 * teeth_h))]),

@@ -2,7 +2,10 @@
 
 Every knob that changes the data lives in `SynthOptions`, so `synth.json`
 (which stores all of them) says exactly what a run trained on. The difficulty
-knobs are grouped at the end for retuning.
+knobs are grouped at the end for retuning. Their defaults (generator v3) are
+calibrated so that tiny X3D-CE with the default training reaches a clearly
+above-chance but unsaturated test WAR, with lower accuracy on the hard and on
+unseen camera sources (numbers in the README).
 """
 from __future__ import annotations
 
@@ -20,7 +23,7 @@ __all__ = ["GENERATOR_VERSION", "SynthOptions", "PRESETS", "make_options", "non_
            "parse_class_prior", "DFEW_COUNTS"]
 
 # Bump whenever the same options + seed would give different bytes.
-GENERATOR_VERSION = 2
+GENERATOR_VERSION = 3
 
 # DFEW single-labelled clip counts, in EMOTIONS order.
 DFEW_COUNTS: tuple[int, ...] = (2445, 1894, 2669, 2173, 1469, 145, 902)
@@ -44,18 +47,19 @@ class SynthOptions:
     # Subjects and sources
     primary_source_prob: float = 0.8      # rest of a subject's clips come from a second source
     # Difficulty knobs
-    expression_gain: float = 1.0          # scales every action's amplitude (visibility at 64 px)
-    intensity_range: tuple[float, float] = (0.25, 1.0)
+    expression_gain: float = 2.0          # scales every action's amplitude (visibility at 64 px)
+    intensity_range: tuple[float, float] = (0.4, 1.0)
     subtle_fraction: float = 0.2          # clips whose intensity is drawn from the low third
     confusability: float = 0.3            # 0: prototypes apart; 1: pairs mixed half-way
     action_jitter: float = 0.25           # per-clip relative noise on each action weight
     distractor_level: float = 0.12        # random unrelated actions per clip
-    style_strength: float = 1.0           # spread of per-subject action gains / resting face
-    talk_level: float = 1.0               # scales talking motion
-    pose_range: float = 1.0               # scales yaw / roll / scale / translation / drift
+    style_strength: float = 0.5           # spread of per-subject action gains / resting face
+    talk_level: float = 0.5               # scales talking motion
+    pose_range: float = 0.3               # scales yaw / roll / scale / translation / drift
     source_spread: float = 1.0            # 0: all sources look the same; 1: archetypes
-    noise_scale: float = 1.0              # scales sensor noise and blur
+    noise_scale: float = 0.5              # scales sensor noise and blur
     apex_range: tuple[float, float] = (0.05, 0.35)  # apex plateau, fraction of the clip
+    head_motion: float = 2.0              # scales expression-linked head movement
 
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
@@ -132,7 +136,7 @@ def _check(opts: SynthOptions) -> None:
         v = getattr(opts, name)
         need(0.0 <= v <= 1.0, f"{name}={v} must be in [0, 1]")
     for name in ("action_jitter", "distractor_level", "style_strength", "talk_level",
-                 "pose_range", "source_spread", "noise_scale", "expression_gain"):
+                 "pose_range", "source_spread", "noise_scale", "expression_gain", "head_motion"):
         v = getattr(opts, name)
         need(v >= 0.0, f"{name}={v} must be >= 0")
     parse_class_prior(opts.class_prior)
