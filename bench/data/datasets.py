@@ -7,6 +7,7 @@ randomness; `data_seed` (synthetic only) drives the generator of the data.
 from __future__ import annotations
 
 import csv
+import json
 from pathlib import Path
 from typing import Any
 
@@ -129,6 +130,7 @@ def synthetic(
     root: str | Path | None = None,
     fold: int = 1,
     synth_options: dict[str, Any] | None = None,
+    holdout_sources: list[int] | None = None,
     # clip options (see build_dataset)
     num_frames: int = 8,
     size: int = 64,
@@ -137,13 +139,21 @@ def synthetic(
     cache: bool = True,
     on_error: str = "raise",
 ) -> ClipDataset:
-    """Generated (or reused) DFEW-layout data; `.meta` carries metadata.csv."""
+    """Generated (or reused) DFEW-layout data; `.meta` carries metadata.csv.
+
+    holdout_sources: camera sources whose clips are left out of the train split
+    (the test split keeps them), to measure accuracy on unseen sources.
+    """
     from bench.data.synth import ensure_synthetic  # generator is optional for other loaders
 
     check_split(split)
     folder = ensure_synthetic(preset=preset, seed=data_seed, root=root, **(synth_options or {}))
     records = read_dfew_split(folder, fold=fold, split=split, on_error=on_error)
     join_metadata(records, Path(folder) / "metadata.csv")
+    if holdout_sources and split == "train":
+        from bench.data.synth.holdout import drop_sources
+        num_sources = int(json.loads((Path(folder) / "synth.json").read_text())["options"]["num_sources"])
+        records = drop_sources(records, holdout_sources, num_sources=num_sources)
     return _clip_dataset(records, split=split, num_frames=num_frames, size=size,
                          augment=augment, seed=seed, cache=cache, on_error=on_error)
 
