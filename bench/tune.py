@@ -199,10 +199,53 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--gpus", type=int, help="GPUs of the local Ray instance (default: all)")
     ap.add_argument("--no-robustness", action="store_true", help="skip the robustness suite")
     ap.add_argument("--no-report", action="store_true", help="skip the HTML report")
+    ap.add_argument("--launcher", choices=["local", "slurm"], default="local",
+                    help="slurm: submit this whole command as one SLURM job (submitit)")
+    from bench.launch.slurm import add_arguments as slurm_arguments
+
+    slurm_arguments(ap)
     return ap
 
 
+def _submit(args: argparse.Namespace, argv: list[str], run_dir: Path) -> int:
+    """Run this command as a SLURM job; a requeued job resumes the same run folder."""
+    from bench.launch.command import submit_command
+    from bench.launch.slurm import options_from_args
+
+    opts = options_from_args(args, job_name=f"tune-{run_dir.name}")
+    keep = _strip_launcher(argv)
+    if not args.resume and not args.name:
+        keep += ["--name", run_dir.name]
+    job_argv = keep + ["--cpus", str(opts.cpus)] + (["--gpus", str(opts.gpus)] if opts.gpus else [])
+    resume = ["--resume", str(run_dir.resolve()), "--cpus", str(opts.cpus)] + \
+        [f for f in ("--no-robustness", "--no-report") if f in argv]
+    job = submit_command("bench.tune:main", job_argv, resume, run_dir / "study.yaml", opts)
+    print(f"submitted SLURM job {job.job_id}: sweep into {run_dir}\n"
+          f"logs: {job.paths.stdout} (and .err); follow with `squeue -j {job.job_id}`",
+          flush=True)
+    return 0
+
+
+_SLURM_FLAGS = {"--partition", "--time", "--gpus-per-task", "--cpus-per-task", "--mem",
+                "--account", "--sbatch", "--setup", "--slurm-logs", "--launcher"}
+
+
+def _strip_launcher(argv: list[str]) -> list[str]:
+    out, skip = [], False
+    for a in argv:
+        if skip:
+            skip = False
+            continue
+        flag = a.split("=", 1)[0]
+        if flag in _SLURM_FLAGS:
+            skip = "=" not in a
+            continue
+        out.append(a)
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
     from bench.search.run import SweepInterrupted
     from bench.search.spaces import study_from_dict
@@ -213,6 +256,8 @@ def main(argv: list[str] | None = None) -> int:
             raise ConfigError(f"{run_dir} is not a sweep run folder (no study.yaml)")
         raw = read_yaml(run_dir / "study.yaml")
         study = study_from_dict(raw, name=run_dir.name, source=str(run_dir / "study.yaml"))
+        if args.launcher == "slurm":
+            return _submit(args, argv, run_dir)
     else:
         raw = _apply_cli(read_yaml(args.space), args)
         if not Path(args.space).is_file():
@@ -220,6 +265,10 @@ def main(argv: list[str] | None = None) -> int:
         name = args.name or f"{Path(args.space).stem}-{dt.datetime.now():%Y%m%d-%H%M%S}"
         study = study_from_dict(raw, name=name, source=str(args.space))
         run_dir = Path(args.out) / name
+        if args.launcher == "slurm":
+            if run_dir.exists():
+                raise ConfigError(f"run folder {run_dir} exists already; choose another --name")
+            return _submit(args, argv, run_dir)
         _prepare_dir(run_dir)
         atomic_write_text(run_dir / "study.yaml", yaml.safe_dump(raw, sort_keys=False))
         atomic_write_text(run_dir / "env.json", pd.Series(environment()).to_json(indent=2))
