@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import time
 
 import torch
 
@@ -26,7 +27,9 @@ from robustness.imbalance import parse_ratios
 from robustness.report import summary_text
 from robustness.scores import corruption_scores, gains
 from robustness.shifts import KINDS, SHIFTS, parse_severities, parse_shifts
-from robustness.suite import run_suite
+from robustness.array import run_on_launcher
+from robustness.suite import SuiteResult, run_suite, score_predictions
+from bench.launch.slurm import add_arguments as slurm_arguments, options_from_args
 
 
 def _seeds(text: str) -> list[int]:
@@ -57,6 +60,9 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--threads", type=int, help="torch threads (default: torch's choice)")
     ap.add_argument("--list", action="store_true", help="print the registered shifts and exit")
     ap.add_argument("--quiet", action="store_true")
+    ap.add_argument("--launcher", choices=["local", "slurm"], default="local",
+                    help="slurm: a job array, one task per model x shift (results merged here)")
+    slurm_arguments(ap)
     return ap
 
 
@@ -88,10 +94,21 @@ def main(argv: list[str] | None = None) -> int:
     roles = {e.name: e.role for e in entries}
     rep.info(f"{len(entries)} models x {len(shifts)} shifts x {len(severities)} severities x "
              f"{len(seeds)} seeds on {len(dataset)} clips")
-    with rep.task("robustness suite") as bar:
-        suite = run_suite({k: m for k, (_, m) in loaded.items()}, dataset, shifts=shifts,
-                          severities=severities, seeds=seeds, roles=roles, imbalance_ratios=ratios,
-                          batch_size=args.batch_size, device=device, progress=bar)
+    if args.launcher == "local":
+        with rep.task("robustness suite") as bar:
+            suite = run_suite({k: m for k, (_, m) in loaded.items()}, dataset, shifts=shifts,
+                              severities=severities, seeds=seeds, roles=roles,
+                              imbalance_ratios=ratios, batch_size=args.batch_size, device=device,
+                              progress=bar)
+    else:  # a job array: one task per model x shift, merged and scored here
+        t0 = time.perf_counter()
+        opts = options_from_args(args, job_name="robustness")
+        rep.info(f"submitting {len(entries) * (len(shifts) + 1)} array tasks to SLURM")
+        preds = run_on_launcher(args.run, [e.name for e in entries], shifts, severities, seeds,
+                                batch_size=args.batch_size, limit=args.limit,
+                                threads=opts.cpus, launcher=args.launcher, options=opts)
+        suite = SuiteResult(score_predictions(preds, roles, imbalance_ratios=ratios, seeds=seeds),
+                            preds, {"total": time.perf_counter() - t0})
     scores = corruption_scores(suite.results, shifts, baseline)
     gain = gains(suite.predictions, roles, shifts, n_boot=args.bootstrap, seed=seeds[0])
     info = {"shifts": shifts, "severities": severities, "seeds": seeds, "baseline": baseline,

@@ -26,7 +26,8 @@ from robustness.imbalance import PROFILES, RATIOS, rescore_long_tail
 from robustness.shifts import (DEFAULT_SEVERITIES, DEFAULT_SHIFTS, SHIFTS, apply_shift,
                                check_severity, shift_rng)
 
-__all__ = ["evaluate", "run_suite", "SuiteResult", "RESULT_COLUMNS", "PREDICTION_COLUMNS"]
+__all__ = ["evaluate", "run_suite", "predict_conditions", "score_predictions", "SuiteResult",
+           "RESULT_COLUMNS", "PREDICTION_COLUMNS"]
 
 RESULT_COLUMNS = ["model", "role", "shift", "severity", "seed", "metric", "value"]
 PREDICTION_COLUMNS = ["model", "shift", "severity", "seed", "clip", "y_true", "y_pred"]
@@ -49,32 +50,26 @@ def _conditions(shifts: Sequence[str], severities: Sequence[int],
 
 
 @torch.inference_mode()
-def run_suite(models: Mapping[str, torch.nn.Module], dataset, *,
-              shifts: Sequence[str] = DEFAULT_SHIFTS, severities: Sequence[int] = DEFAULT_SEVERITIES,
-              seeds: Sequence[int] = (0,), roles: Mapping[str, str] | None = None,
-              imbalance_ratios: Sequence[int] = RATIOS, batch_size: int = 32,
-              device: str | torch.device = "cpu", progress: Progress | None = None) -> SuiteResult:
-    """Predictions and the tidy results table for every model x condition.
+def predict_conditions(models: Mapping[str, torch.nn.Module], dataset,
+                       conditions: Sequence[tuple[str, int, int]], *, batch_size: int = 32,
+                       device: str | torch.device = "cpu", progress: Progress | None = None
+                       ) -> tuple[pd.DataFrame, dict[str, float]]:
+    """PREDICTION_COLUMNS rows for every model x (shift, severity, seed) condition.
 
     `dataset` is any object with `len`, `get_frames(i)` (uint8 (T, H, W, 3)),
-    `labels` and `records[i].clip_id` (a bench ClipDataset). `roles` maps model
-    name to "hdf"/"baseline" (default "model"). Long-tail re-scoring of the
-    clean predictions adds rows "longtail_exp"/"longtail_step" with severity =
-    imbalance ratio; pass `imbalance_ratios=()` to skip them.
+    `labels` and `records[i].clip_id` (a bench ClipDataset).
     """
     device = torch.device(device)
-    roles = {m: (roles or {}).get(m, "model") for m in models}
-    conds = _conditions(shifts, severities, seeds)
     for m in models.values():
         m.eval().to(device)
     n = len(dataset)
     clean = [dataset.get_frames(i) for i in range(n)]  # each (T, H, W, 3) uint8
     y_true = np.asarray(dataset.labels)
     clip_ids = [str(r.clip_id) for r in dataset.records]
-    preds: dict[tuple[str, str, int, int], np.ndarray] = {}
+    frames_out = []
     t_corrupt = t_model = 0.0
     t_start = time.perf_counter()
-    for ci, (shift, sev, seed) in enumerate(conds):
+    for ci, (shift, sev, seed) in enumerate(conditions):
         out = {m: np.empty(n, dtype=np.int64) for m in models}
         for a in range(0, n, batch_size):
             t0 = time.perf_counter()
@@ -89,32 +84,62 @@ def run_suite(models: Mapping[str, torch.nn.Module], dataset, *,
             t_model += time.perf_counter() - t1
             t_corrupt += t1 - t0
         for name in models:
-            preds[(name, shift, sev, seed)] = out[name]
+            frames_out.append(pd.DataFrame({"model": name, "shift": shift, "severity": sev,
+                                            "seed": seed, "clip": clip_ids, "y_true": y_true,
+                                            "y_pred": out[name]}))
         if progress:
-            progress(ci + 1, len(conds))
-    total = time.perf_counter() - t_start
+            progress(ci + 1, len(conditions))
+    predictions = pd.concat(frames_out, ignore_index=True)[PREDICTION_COLUMNS] if frames_out \
+        else pd.DataFrame(columns=PREDICTION_COLUMNS)
+    return predictions, {"corrupt": t_corrupt, "model": t_model,
+                         "total": time.perf_counter() - t_start, "clips": float(n),
+                         "conditions": float(len(conditions))}
 
-    rows, pred_frames = [], []
-    for (name, shift, sev, seed), p in preds.items():
-        sc = score(y_true, p, EMOTIONS)
-        rows += [{"model": name, "role": roles[name], "shift": shift, "severity": sev,
-                  "seed": seed, "metric": metric, "value": sc[metric]} for metric in ("war", "uar")]
-        pred_frames.append(pd.DataFrame({"model": name, "shift": shift, "severity": sev,
-                                         "seed": seed, "clip": clip_ids, "y_true": y_true,
-                                         "y_pred": p}))
+
+def score_predictions(predictions: pd.DataFrame, roles: Mapping[str, str], *,
+                      imbalance_ratios: Sequence[int] = RATIOS, seeds: Sequence[int] = (0,)
+                      ) -> pd.DataFrame:
+    """The tidy results table (RESULT_COLUMNS) from predictions: WAR/UAR per condition,
+    plus long-tail re-scoring of the clean predictions (severity = imbalance ratio)."""
+    rows = []
+    for (name, shift, sev, seed), g in predictions.groupby(["model", "shift", "severity", "seed"],
+                                                           sort=False):
+        sc = score(g.y_true.to_numpy(), g.y_pred.to_numpy(), EMOTIONS)
+        rows += [{"model": name, "role": roles.get(name, "model"), "shift": shift,
+                  "severity": int(sev), "seed": int(seed), "metric": metric, "value": sc[metric]}
+                 for metric in ("war", "uar")]
     results = pd.DataFrame(rows, columns=RESULT_COLUMNS)
-    if imbalance_ratios:
-        clean_preds = {m: preds[(m, "clean", 0, 0)] for m in models}
+    clean = predictions[predictions["shift"] == "clean"]
+    if imbalance_ratios and len(clean):
+        y_true = None
+        clean_preds = {}
+        for name, g in clean.groupby("model", sort=False):
+            y_true = g.y_true.to_numpy()
+            clean_preds[name] = g.y_pred.to_numpy()
         lt = rescore_long_tail(y_true, clean_preds, len(EMOTIONS), ratios=imbalance_ratios,
                                profiles=PROFILES, seeds=seeds)
-        lt.insert(1, "role", lt["model"].map(roles))
+        lt.insert(1, "role", lt["model"].map(lambda m: roles.get(m, "model")))
         results = pd.concat([results, lt], ignore_index=True)
-    results = results.astype({"severity": "int64", "seed": "int64", "value": "float64"})
-    predictions = pd.concat(pred_frames, ignore_index=True)[PREDICTION_COLUMNS] if pred_frames \
-        else pd.DataFrame(columns=PREDICTION_COLUMNS)
-    return SuiteResult(results, predictions,
-                       {"corrupt": t_corrupt, "model": t_model, "total": total,
-                        "clips": float(n), "conditions": float(len(conds))})
+    return results.astype({"severity": "int64", "seed": "int64", "value": "float64"})
+
+
+def run_suite(models: Mapping[str, torch.nn.Module], dataset, *,
+              shifts: Sequence[str] = DEFAULT_SHIFTS, severities: Sequence[int] = DEFAULT_SEVERITIES,
+              seeds: Sequence[int] = (0,), roles: Mapping[str, str] | None = None,
+              imbalance_ratios: Sequence[int] = RATIOS, batch_size: int = 32,
+              device: str | torch.device = "cpu", progress: Progress | None = None) -> SuiteResult:
+    """Predictions and the tidy results table for every model x condition.
+
+    `roles` maps model name to "hdf"/"baseline" (default "model"). Long-tail
+    re-scoring of the clean predictions adds rows "longtail_exp"/"longtail_step"
+    with severity = imbalance ratio; pass `imbalance_ratios=()` to skip them.
+    """
+    conds = _conditions(shifts, severities, seeds)
+    predictions, seconds = predict_conditions(models, dataset, conds, batch_size=batch_size,
+                                              device=device, progress=progress)
+    roles = {m: (roles or {}).get(m, "model") for m in models}
+    results = score_predictions(predictions, roles, imbalance_ratios=imbalance_ratios, seeds=seeds)
+    return SuiteResult(results, predictions, seconds)
 
 
 def evaluate(models: Mapping[str, torch.nn.Module], dataset, *,

@@ -136,3 +136,26 @@ def test_write_outputs_is_all_or_nothing(tmp_path):
     assert sorted(p.name for p in first.iterdir()) == ["suite.json", "x.csv"]
     with pytest.raises(DataError):
         runs.read_manifest(tmp_path / "missing")
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(__import__("shutil").which("sinfo") is None, reason="no SLURM here (CI brings one up)")
+def test_slurm_job_array_gives_the_same_tables_as_in_process(run_dir, tmp_path, capsys):
+    """One array task per model x shift (plus clean), merged: identical results and predictions."""
+    common = ["--run", str(run_dir), "--shifts", "gaussian_noise,reverse", "--severities", "1,5",
+              "--bootstrap", "50", "--limit", "12", "--threads", "1", "--quiet"]
+    assert _main(*common) == 0
+    local = pd.read_parquet(run_dir / "robustness" / "results.parquet")
+    local_pred = pd.read_parquet(run_dir / "robustness" / "predictions.parquet")
+    assert _main(*common, "--launcher", "slurm", "--slurm-logs", str(tmp_path / "logs"),
+                 "--time", "10") == 0
+    capsys.readouterr()
+    array = pd.read_parquet(run_dir / "robustness" / "results.parquet")
+    array_pred = pd.read_parquet(run_dir / "robustness" / "predictions.parquet")
+    key = ["model", "shift", "severity", "seed", "metric"]
+    pd.testing.assert_frame_equal(local.sort_values(key, ignore_index=True),
+                                  array.sort_values(key, ignore_index=True), check_like=True)
+    pkey = ["model", "shift", "severity", "seed", "clip"]
+    pd.testing.assert_frame_equal(local_pred.sort_values(pkey, ignore_index=True),
+                                  array_pred.sort_values(pkey, ignore_index=True), check_like=True)
+    assert len(list((tmp_path / "logs").rglob("*_log.out"))) == 2 * 3  # 2 models x (clean + 2)
