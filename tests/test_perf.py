@@ -17,3 +17,14 @@ def test_perf_model_prints_ratios(capsys):
 def test_perf_unknown_preset_fails():
     with pytest.raises(SystemExit, match="unknown preset 'huge'"):
         main(["model", "--presets", "huge"])
+
+
+def test_search_benchmark_counts_trial_epochs_until_the_target():
+    import pandas as pd
+
+    from bench.perf.search import epochs_to_reach
+
+    reports = pd.DataFrame({"value": [0.2, 0.5, 0.55, 0.61, 0.7]})
+    assert epochs_to_reach(reports, 0.62, 0.01) == 4
+    assert epochs_to_reach(reports, 0.70, 0.0) == 5
+    assert epochs_to_reach(reports, 0.9, 0.01) is None
