@@ -129,7 +129,8 @@ def run_sweep(study, run_dir: Path, *, address: str | None, cpus: int | None,
     runs = baseline_runs(study, best_values)
     if runs:
         _log(f"baselines: {len(runs)} run(s) at the same budget ({study.epochs} epochs)")
-        for rec in records(run_phase(study, run_dir, "baselines", log=_log, runs=runs)):
+        wide = _widen(study, len(runs))
+        for rec in records(run_phase(wide, run_dir, "baselines", log=_log, runs=runs)):
             spec = rec.config.get("__run", rec.config)
             method = spec.get(METHOD_KEY) or study.method
             seed = int(spec.get(SEED_KEY, study.seeds[0]))
@@ -151,6 +152,19 @@ def run_sweep(study, run_dir: Path, *, address: str | None, cpus: int | None,
                "duration_s": round(time.perf_counter() - t0, 1)}
     atomic_write_text(run_dir / "summary.json", pd.Series(summary).to_json(indent=2) + "\n")
     return summary
+
+
+def _widen(study, n_runs: int):
+    """Baselines run FIFO with nothing after them: spread the idle CPUs over them."""
+    import dataclasses
+
+    import ray
+
+    if study.gpus_per_trial:
+        return study
+    cpus = int(ray.cluster_resources().get("CPU", 1))
+    per = max(study.cpus_per_trial, float(cpus // max(1, min(n_runs, study.concurrency))))
+    return dataclasses.replace(study, cpus_per_trial=per)
 
 
 def _check_resources(study) -> None:
