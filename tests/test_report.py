@@ -258,3 +258,27 @@ def test_cli_writes_the_report_and_fails_in_one_line(tmp_path, capsys):
     assert e.value.code == 2 and err.count("\n") == 1 and "run folder not found" in err
     with pytest.raises(DataError):
         load_run(tmp_path / "missing")
+
+
+def test_robustness_suite_tables_load_as_written(tmp_path):
+    """gain.csv (estimate, condition) and long-tail rows exactly as `python -m robustness` writes them."""
+    import pandas as pd
+
+    from bench.report.tables import load_run
+
+    rob = tmp_path / "run" / "robustness"
+    rob.mkdir(parents=True)
+    pd.DataFrame([{"model": "hdf-best", "baseline": "x3d_ce", "condition": "clean", "metric": "war",
+                   "estimate": 0.05, "ci_low": 0.01, "ci_high": 0.09, "n_boot": 100, "level": 0.95}]
+                 ).to_csv(rob / "gain.csv", index=False)
+    rows = [{"model": "x3d_ce", "role": "baseline", "shift": s, "severity": v, "seed": 0,
+             "metric": m, "value": 0.5}
+            for s, v in (("clean", 0), ("longtail_exp", 10), ("longtail_step", 10))
+            for m in ("war", "uar", "recall_many", "recall_few")]
+    pd.DataFrame(rows).to_parquet(rob / "results.parquet", index=False)
+    data = load_run(tmp_path / "run")
+    assert data.gain is not None and data.gain.loc[0, "gain"] == 0.05
+    assert data.gain.loc[0, "scope"] == "clean"
+    assert set(data.imbalance.group) == {"all", "many", "few"}
+    assert set(data.imbalance.ratio) == {10}
+    assert set(data.results["shift"]) == {"clean"}

@@ -34,6 +34,7 @@ COLUMNS: dict[str, tuple[str, ...]] = {
 }
 # Rows of results.parquet that are not style/temporal shifts (see _split_results).
 IMBALANCE_SHIFT = "imbalance"
+LONGTAIL_SHIFT = "longtail_exp"
 SOURCE_SHIFTS = {"source_seen": "seen", "source_unseen": "unseen"}
 
 
@@ -87,6 +88,9 @@ def _table(data: RunData, kind: str, *names: str) -> pd.DataFrame | None:
     except Exception as e:  # pyarrow / pandas raise many kinds for a bad file
         data.notes.append(f"{path.relative_to(data.root)}: unreadable ({str(e).splitlines()[0]})")
         return None
+    if kind == "gain" and "estimate" in df.columns and "gain" not in df.columns:
+        # robustness/gain.csv as the suite writes it: estimate, condition (clean/corrupted/shift)
+        df = df.rename(columns={"estimate": "gain", "condition": "scope"})
     return _checked(data, kind, df, str(path.relative_to(data.root)))
 
 
@@ -164,6 +168,13 @@ def _confusion_from_predictions(pred: pd.DataFrame) -> pd.DataFrame:
 
 def _split_results(data: RunData, results: pd.DataFrame) -> None:
     """Imbalance and seen/unseen-source rows, when stored in results, move to their own frames."""
+    lt = results[results["shift"] == LONGTAIL_SHIFT]  # the suite's exponential long-tail rows
+    if data.imbalance is None and len(lt):
+        groups = {"uar": "all", "recall_many": "many", "recall_medium": "medium",
+                  "recall_few": "few"}
+        lt = lt[lt["metric"].isin(groups)]
+        data.imbalance = lt.assign(ratio=lt["severity"], group=lt["metric"].map(groups),
+                                   metric="uar").drop(columns=["shift"])
     imb = results[results["shift"] == IMBALANCE_SHIFT]
     if data.imbalance is None and len(imb):
         # metric "uar" -> group "all"; "uar_many" -> group "many", ...
@@ -172,7 +183,7 @@ def _split_results(data: RunData, results: pd.DataFrame) -> None:
     src = results[results["shift"].isin(list(SOURCE_SHIFTS))]
     if data.sources is None and len(src):
         data.sources = src.assign(split=src["shift"].map(SOURCE_SHIFTS)).drop(columns=["shift"])
-    special = [IMBALANCE_SHIFT, *SOURCE_SHIFTS]
+    special = [IMBALANCE_SHIFT, *SOURCE_SHIFTS, LONGTAIL_SHIFT, "longtail_step"]
     data.results = results[~results["shift"].isin(special)].reset_index(drop=True)
 
 
