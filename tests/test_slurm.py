@@ -174,15 +174,15 @@ def test_submitit_array_round_trip_equals_local(tmp_path):
     pd.testing.assert_frame_equal(remote, run_array(toy_shift_eval, args, TOY_KEYS))
     # It really was one array of len(tasks) tasks, recorded by accounting.
     array_id = next(p.name for p in (tmp_path / "logs").iterdir() if "_" in p.name).split("_")[0]
-    # A task writes its result just before it exits, so accounting may still say RUNNING
-    # for a moment: poll until SLURM has recorded every task as finished.
+    # A task writes its result just before it exits, so accounting may still say RUNNING,
+    # or not list the task yet (slurmdbd lags): poll until every task is recorded finished.
     deadline = time.time() + 60
     while True:
         out = subprocess.run(["sacct", "-n", "-X", "-P", "-o", "JobID,State", "-j", array_id],
                              capture_output=True, text=True)
         rows = [ln.split("|") for ln in out.stdout.split()]
-        if all(r[1] not in ("RUNNING", "PENDING", "COMPLETING") for r in rows) \
-                or time.time() > deadline:
+        finished = all(r[1] not in ("RUNNING", "PENDING", "COMPLETING") for r in rows)
+        if (finished and len(rows) == len(tasks)) or time.time() > deadline:
             break
         time.sleep(0.5)
     assert sorted(r[0] for r in rows) == [f"{array_id}_{i}" for i in range(len(tasks))]
