@@ -134,7 +134,10 @@ def model_from_config(cfg: Config) -> torch.nn.Module:
 class Trainer:
     """Builds data, model, loss and optimizer from a Config and trains epoch by epoch."""
 
-    def __init__(self, cfg: Config, *, fold: int | None = None) -> None:
+    def __init__(self, cfg: Config, *, fold: int | None = None,
+                 select: Callable[[Any], Any] | None = None) -> None:
+        """`select(train_set)` -> indices of the training clips to keep (held-out sources,
+        long-tailed subsets); everything that depends on the training set is built after it."""
         self.cfg = cfg
         if cfg.train.threads:
             torch.set_num_threads(cfg.train.threads)
@@ -146,6 +149,9 @@ class Trainer:
         self.test_set = build_split(cfg, "test", fold=fold)
         self.val_set = holdout(self.train_set, cfg.train.val_fraction) \
             if cfg.train.val_fraction > 0 else None
+        if select is not None:
+            keep = set(np.asarray(select(self.train_set), dtype=np.int64).tolist())
+            self.train_set.split_off(i not in keep for i in range(len(self.train_set)))
         self.class_counts = list(self.train_set.class_counts(len(EMOTIONS)))
         pin = self.device.type == "cuda"
         self._gen = torch.Generator()

@@ -12,13 +12,13 @@ from __future__ import annotations
 import os
 import re
 import signal
-import socket
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
 from bench.errors import ConfigError
+from bench.launch.command import check_ray_address
 from bench.search.spaces import DefineByRun, Study
 from bench.search.trainable import METHOD_KEY, SEED_KEY, run_trial
 
@@ -36,19 +36,6 @@ def phase_path(run_dir: Path, phase: str) -> Path:
     return run_dir / "tune" / phase
 
 
-def _check_reachable(address: str) -> None:
-    """Fail in seconds, not minutes, on a Ray address nobody listens at."""
-    if address in ("auto", "local") or address.startswith("ray://"):
-        return
-    host, _, port = address.rpartition(":")
-    try:
-        with socket.create_connection((host or "127.0.0.1", int(port)), timeout=5):
-            pass
-    except (OSError, ValueError):
-        raise ConfigError(f"cannot reach a Ray cluster at {address} (is `ray start --head` "
-                          f"running there, and is the port right?)") from None
-
-
 def init_ray(*, address: str | None, num_cpus: int | None, num_gpus: int | None) -> None:
     import ray
 
@@ -59,7 +46,8 @@ def init_ray(*, address: str | None, num_cpus: int | None, num_gpus: int | None)
     kwargs: dict[str, Any] = dict(include_dashboard=False, log_to_driver=False,
                                   configure_logging=True, logging_level="ERROR")
     if address:
-        _check_reachable(address)
+        if address not in ("auto", "local") and not address.startswith("ray://"):
+            check_ray_address(address)  # fail in seconds, not minutes
         token = Path.home() / ".ray" / "auth_token"
         if token.is_file():  # `ray start --head` turned token authentication on
             os.environ.setdefault("RAY_AUTH_MODE", "token")
