@@ -7,6 +7,7 @@ end-to-end and requeue tests drive `python -m bench.tune` with the smoke space.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -173,7 +174,10 @@ def test_submitit_array_round_trip_equals_local(tmp_path):
     remote = run_array(toy_shift_eval, args, TOY_KEYS, launcher="slurm", options=opts)
     pd.testing.assert_frame_equal(remote, run_array(toy_shift_eval, args, TOY_KEYS))
     # It really was one array of len(tasks) tasks, recorded by accounting.
-    array_id = next(p.name for p in (tmp_path / "logs").iterdir() if "_" in p.name).split("_")[0]
+    # submitit gives each task a folder "<array>_<index>" (beside a hidden ".submission_file_*").
+    ids = {m.group(1) for p in (tmp_path / "logs").iterdir() if (m := re.fullmatch(r"(\d+)_\d+", p.name))}
+    assert len(ids) == 1, ids
+    array_id = ids.pop()
     # A task writes its result just before it exits, so accounting may still say RUNNING,
     # or not list the task yet (slurmdbd lags): poll until every task is recorded finished.
     deadline = time.time() + 60
@@ -246,20 +250,8 @@ def _check_finished_sweep(run: Path) -> pd.DataFrame:
 
 @pytest.mark.slow
 @needs_slurm
-def test_sbatch_sweep_smoke_end_to_end(tmp_path):
-    """Needs `python -m bench.tune` (sweep CLI): sbatch sweep.sh, wait, check the results."""
-    job = _sbatch(tmp_path, "--space", str(SMOKE), "--out", str(tmp_path / "runs"), "--name", "smoke",
-                  "--no-robustness", "--no-report")
-    state = _wait_job(job, 900)
-    assert state == "COMPLETED", _log(tmp_path, job)[-3000:]
-    _check_finished_sweep(tmp_path / "runs" / "smoke")
-    assert "Ray cluster ready: 1 node(s), 2 CPUs" in _log(tmp_path, job)
-
-
-@pytest.mark.slow
-@needs_slurm
 def test_scontrol_requeue_resumes_the_same_study(tmp_path):
-    """Needs `python -m bench.tune`: requeue a running sweep; it resumes and every trial is accounted for."""
+    """sbatch sweep.sh end to end, requeued while it runs: it resumes and every trial is accounted for."""
     run = tmp_path / "runs" / "rq"
     job = _sbatch(tmp_path, "--space", str(SMOKE), "--out", str(tmp_path / "runs"), "--name", "rq",
                   "--no-robustness", "--no-report")
@@ -276,4 +268,5 @@ def test_scontrol_requeue_resumes_the_same_study(tmp_path):
     assert state == "COMPLETED", log[-3000:]
     assert _sacct_states(job)[0] == "REQUEUED"
     assert "(restart 1): resuming" in log and f"--resume {run}" in log
+    assert "Ray cluster ready: 1 node(s), 2 CPUs" in log
     _check_finished_sweep(run)

@@ -67,19 +67,37 @@ def _cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
                           timeout=120)
 
 
-@pytest.mark.parametrize("args,needle", [
+USER_ERRORS = [
     (["bench.train", "--method", "hfd"], "Did you mean 'hdf'"),
     (["bench.train", "--set", "data.name=dfew"], "root"),
     (["bench.train", "--set", "data.name=dfew", "--set", "data.root=/nonexistent"], "/nonexistent"),
     (["bench.train", "--set", "loss.name=dsm", "--set", "loss.tua=1"], "Did you mean 'tau'"),
     (["bench.train", "--config", "missing.yaml"], "missing.yaml"),
     (["bench.evaluate", "nope.pt"], "checkpoint not found: nope.pt"),
-])
-def test_user_errors_are_one_line_without_traceback(tmp_path, args, needle):
-    r = _cli(*args, "--out" if args[0] == "bench.train" else "--quiet",
-             *([str(tmp_path / "runs")] if args[0] == "bench.train" else []), cwd=tmp_path)
+]
+
+
+def _argv(args: list[str], tmp: Path) -> list[str]:
+    return [*args[1:], *(["--out", str(tmp / "runs")] if args[0] == "bench.train" else ["--quiet"])]
+
+
+@pytest.mark.parametrize("args,needle", USER_ERRORS)
+def test_user_errors_are_one_line_without_traceback(tmp_path, monkeypatch, capsys, args, needle):
+    # In process (a subprocess per case costs seconds of imports); the real process path is below.
+    monkeypatch.chdir(tmp_path)
+    cli = train_cli if args[0] == "bench.train" else evaluate_cli
+    with pytest.raises(SystemExit) as e:
+        cli.run_main(cli.main, _argv(args, tmp_path))
+    err = capsys.readouterr().err.strip()
+    assert e.value.code == 2, err
+    assert err.startswith("error: ") and needle in err and "\n" not in err, err
+    assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())
+
+
+@pytest.mark.parametrize("args,needle", [USER_ERRORS[0], USER_ERRORS[-1]])
+def test_user_errors_from_a_real_process(tmp_path, args, needle):
+    r = _cli(args[0], *_argv(args, tmp_path), cwd=tmp_path)
     assert r.returncode == 2, r.stderr
     err = r.stderr.strip()
     assert err.startswith("error: ") and needle in err and "\n" not in err, err
     assert "Traceback" not in r.stderr
-    assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())
