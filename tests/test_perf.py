@@ -28,3 +28,34 @@ def test_search_benchmark_counts_trial_epochs_until_the_target():
     assert epochs_to_reach(reports, 0.62, 0.01) == 4
     assert epochs_to_reach(reports, 0.70, 0.0) == 5
     assert epochs_to_reach(reports, 0.9, 0.01) is None
+
+
+def _perf(*args: str) -> str:
+    import subprocess
+    import sys
+
+    p = subprocess.run([sys.executable, "-m", "bench.perf", *args], capture_output=True, text=True,
+                       timeout=600)
+    assert p.returncode == 0, p.stderr[-3000:]
+    return p.stdout
+
+
+@pytest.mark.slow
+def test_perf_tune_times_a_sweep_of_trials_against_bare_loops():
+    import re
+
+    out = _perf("tune", "--epochs", "1", "--trials", "2")
+    ratio = float(re.search(r"ratio Tune/bare\s+([\d.]+)", out).group(1))
+    assert 0.5 < ratio < 5, out
+    # the second trial reused the first one's actor: it started within seconds, not a worker start
+    later = float(re.search(r"later trials ([\d.]+) s after", out).group(1))
+    assert later < 10, out
+
+
+@pytest.mark.slow
+def test_perf_search_runs_both_methods_and_prints_the_ratio():
+    out = _perf("search", "--space", "search_spaces/smoke.yaml", "--trials", "1", "--seeds", "0",
+                "--set", "train.epochs=1")
+    for needle in ("tpe+asha seed 0: 1 trial-epochs", "random+fifo seed 0: 1 trial-epochs",
+                   "target:", "ratio tpe+asha / random+fifo:"):
+        assert needle in out, out

@@ -12,8 +12,10 @@ trials, early-stopped ones included) until the first report within
 from __future__ import annotations
 
 import argparse
+import json
 import statistics
 import tempfile
+import time
 from pathlib import Path
 
 import pandas as pd
@@ -34,6 +36,8 @@ def add_arguments(ap: argparse.ArgumentParser) -> None:
     ap.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                     help="base config overrides, e.g. --set train.epochs=3")
     ap.add_argument("--concurrency", type=int, default=2)
+    ap.add_argument("--method", help="base method instead of the space's (e.g. x3d_sam)")
+    ap.add_argument("--startup-trials", type=int, help="TPE's random start (default: the space's)")
 
 
 def _study(args: argparse.Namespace, sampler: str, scheduler: str, seed: int):
@@ -41,6 +45,8 @@ def _study(args: argparse.Namespace, sampler: str, scheduler: str, seed: int):
 
     raw = read_yaml(args.space)
     raw["search"] = {**(raw.get("search") or {}), "sampler": sampler, "seed": seed}
+    if args.startup_trials is not None:
+        raw["search"]["startup_trials"] = args.startup_trials
     raw["scheduler"] = {**(raw.get("scheduler") or {}), "name": scheduler}
     raw.update(trials=args.trials, concurrency=args.concurrency, baselines=[], seeds=[0])
     sets = dict((raw.get("base") or {}).get("set") or {})
@@ -48,6 +54,8 @@ def _study(args: argparse.Namespace, sampler: str, scheduler: str, seed: int):
         k, _, v = item.partition("=")
         sets[k] = yaml.safe_load(v)
     raw["base"] = {**(raw.get("base") or {}), "set": sets}
+    if args.method:
+        raw["base"]["method"] = args.method
     return study_from_dict(raw, name=f"perf-{sampler}-{scheduler}-{seed}", source=args.space)
 
 
@@ -58,7 +66,7 @@ def reports_in_order(run_dir: Path, objective: str) -> pd.DataFrame:
     rows = []
     for f in phase_path(run_dir, "sweep").glob("*/result.json"):
         for line in f.read_text().splitlines():
-            r = pd.read_json(line, typ="series")
+            r = json.loads(line)
             rows.append({"trial": f.parent.name, "t": float(r["timestamp"]),
                          "value": float(r.get(objective, float("nan")))})
     return pd.DataFrame(rows).sort_values(["t", "trial"], ignore_index=True)
@@ -84,10 +92,12 @@ def run(args: argparse.Namespace) -> int:
                 build_split(study.base_config(), "train")
                 run_dir = Path(d) / study.name
                 run_dir.mkdir()
+                t0 = time.perf_counter()
                 run_phase(study, run_dir, "sweep", log=lambda m: None)
                 runs[(name, seed)] = reports_in_order(run_dir, study.objective.reported[0])
                 print(f"{name} seed {seed}: {len(runs[(name, seed)])} trial-epochs, best "
-                      f"{runs[(name, seed)]['value'].max():.3f}", flush=True)
+                      f"{runs[(name, seed)]['value'].max():.3f} ({time.perf_counter() - t0:.0f} s)",
+                      flush=True)
     target = args.target if args.target is not None else \
         max(r["value"].max() for r in runs.values())
     print(f"target: {target:.3f} (within {args.tolerance:.3f})")

@@ -21,7 +21,7 @@ STATUSES = ("completed", "stopped", "diverged", "failed")
 _SKIP = {"done", "trial_id", "date", "timestamp", "hostname", "node_ip", "pid", "reason",
          "diverged", "time_this_iter_s", "time_total_s", "time_since_restore",
          "iterations_since_restore", "training_iteration", "checkpoint_dir_name",
-         "should_checkpoint", "config"}
+         "should_checkpoint", "config", "entered_at", "reported_at"}
 
 
 def _history(rec: TrialRecord) -> pd.DataFrame:

@@ -165,14 +165,18 @@ def run_phase(study: Study, run_dir: Path, phase: str, *, log: Log,
         checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
         callbacks=[_Progress(log, epochs, objective)])
     trainable = _trainable(study)
+    # reuse_actors: one Ray worker (torch and the data code imported) serves trial after trial;
+    # a fresh one costs seconds per trial (`python -m bench.perf tune`).
     if phase == "sweep":
         tune_config = tune.TuneConfig(search_alg=_searcher(study, run_dir / JOURNAL),
                                       scheduler=_scheduler(study, epochs),
                                       num_samples=study.trials,
-                                      max_concurrent_trials=study.concurrency)
+                                      max_concurrent_trials=study.concurrency,
+                                      reuse_actors=True)
         param_space: dict[str, Any] = {}
     else:
-        tune_config = tune.TuneConfig(num_samples=1, max_concurrent_trials=study.concurrency)
+        tune_config = tune.TuneConfig(num_samples=1, max_concurrent_trials=study.concurrency,
+                                      reuse_actors=True)
         param_space = {"__run": tune.grid_search(runs or [])}
     if tune.Tuner.can_restore(str(path)):
         log(f"resuming {phase} from {path}")

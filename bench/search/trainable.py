@@ -49,10 +49,12 @@ def trial_epochs(cfg: Config, study: Study, *, state: dict[str, Any] | None = No
     """
     from bench.engine import Trainer
 
+    t_setup = time.perf_counter()
     trainer = Trainer(cfg)
     if state is not None:
         trainer.load_state_dict(state)
     t_start = time.perf_counter()
+    setup_s = t_start - t_setup  # data set and model built (not in wall_s)
     while trainer.epoch < cfg.train.epochs:
         try:
             stats = trainer.train_epoch()
@@ -68,6 +70,7 @@ def trial_epochs(cfg: Config, study: Study, *, state: dict[str, Any] | None = No
             result.update(_scores("val_", trainer.evaluate(split="val").metrics))
         result.update(_scores("test_", trainer.evaluate().metrics))
         result["wall_s"] = time.perf_counter() - t_start
+        result["setup_s"] = setup_s
 
         def save(folder: Path) -> None:
             torch.save(trainer.state_dict(), Path(folder) / STATE_FILE)
@@ -77,6 +80,7 @@ def trial_epochs(cfg: Config, study: Study, *, state: dict[str, Any] | None = No
 
 def run_trial(tune_config: dict[str, Any], *, study: Study) -> None:
     """Tune entry point (wrapped with tune.with_parameters by the sweep)."""
+    entered = time.time()  # bench.perf tune splits a trial's fixed cost at this instant
     from ray import tune
 
     cfg = config_of_trial(study, tune_config)
@@ -91,6 +95,8 @@ def run_trial(tune_config: dict[str, Any], *, study: Study) -> None:
     node = ray.get_runtime_context().get_node_id()  # which Ray node ran it (multi-node runs)
     for result, save in trial_epochs(cfg, study, state=state):
         result["node_id"] = node
+        result["entered_at"] = entered
+        result["reported_at"] = time.time()
         if save is None:  # diverged: the last report, no checkpoint
             tune.report(result)
             return
