@@ -27,6 +27,7 @@ from bench.cli import run_main
 from bench.config import read_yaml
 from bench.errors import BenchError, ConfigError, DataError
 from bench.runs import atomic_write_text, environment, write_table
+from bench.search.spaces import with_base_sets
 
 __all__ = ["main", "run_sweep"]
 
@@ -49,15 +50,7 @@ def _apply_cli(raw: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]:
     if res:
         raw["resources"] = res
     if args.overrides:
-        base = dict(raw.get("base") or {})
-        sets = dict(base.get("set") or {})
-        for item in args.overrides:
-            key, sep, value = item.partition("=")
-            if not sep or not key:
-                raise ConfigError(f"--set expects KEY=VALUE, got {item!r}")
-            sets[key.strip()] = yaml.safe_load(value)
-        base["set"] = sets
-        raw["base"] = base
+        raw = with_base_sets(raw, args.overrides)
     return raw
 
 

@@ -144,7 +144,7 @@ def synthetic(
     holdout_sources: camera sources whose clips are left out of the train split
     (the test split keeps them), to measure accuracy on unseen sources.
     """
-    from bench.data.synth import ensure_synthetic  # generator is optional for other loaders
+    from bench.data.synth import MARKER, ensure_synthetic  # generator is optional for other loaders
 
     check_split(split)
     folder = ensure_synthetic(preset=preset, seed=data_seed, root=root, **(synth_options or {}))
@@ -152,7 +152,7 @@ def synthetic(
     join_metadata(records, Path(folder) / "metadata.csv")
     if holdout_sources and split == "train":
         from bench.data.synth.holdout import drop_sources
-        num_sources = int(json.loads((Path(folder) / "synth.json").read_text())["options"]["num_sources"])
+        num_sources = int(json.loads((Path(folder) / MARKER).read_text())["options"]["num_sources"])
         records = drop_sources(records, holdout_sources, num_sources=num_sources)
     return _clip_dataset(records, split=split, num_frames=num_frames, size=size,
                          augment=augment, seed=seed, cache=cache, on_error=on_error)

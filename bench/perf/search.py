@@ -21,7 +21,7 @@ from pathlib import Path
 import pandas as pd
 
 from bench.config import read_yaml
-from bench.search.spaces import study_from_dict
+from bench.search.spaces import study_from_dict, with_base_sets
 
 ROOT = Path(__file__).resolve().parents[2]
 METHODS = {"tpe+asha": ("tpe", "asha"), "random+fifo": ("random", "fifo")}
@@ -41,19 +41,12 @@ def add_arguments(ap: argparse.ArgumentParser) -> None:
 
 
 def _study(args: argparse.Namespace, sampler: str, scheduler: str, seed: int):
-    import yaml
-
-    raw = read_yaml(args.space)
+    raw = with_base_sets(read_yaml(args.space), args.overrides)
     raw["search"] = {**(raw.get("search") or {}), "sampler": sampler, "seed": seed}
     if args.startup_trials is not None:
         raw["search"]["startup_trials"] = args.startup_trials
     raw["scheduler"] = {**(raw.get("scheduler") or {}), "name": scheduler}
     raw.update(trials=args.trials, concurrency=args.concurrency, baselines=[], seeds=[0])
-    sets = dict((raw.get("base") or {}).get("set") or {})
-    for item in args.overrides:
-        k, _, v = item.partition("=")
-        sets[k] = yaml.safe_load(v)
-    raw["base"] = {**(raw.get("base") or {}), "set": sets}
     if args.method:
         raw["base"]["method"] = args.method
     return study_from_dict(raw, name=f"perf-{sampler}-{scheduler}-{seed}", source=args.space)

@@ -21,6 +21,7 @@ from bench.config import Config, deep_merge, list_methods, load_config, read_yam
 from bench.errors import BenchError, ConfigError
 
 __all__ = ["Param", "Objective", "Searcher", "Scheduler", "Study", "load_study", "study_from_dict",
+           "with_base_sets",
            "DefineByRun", "trial_config", "nested", "DISTRIBUTIONS"]
 
 DISTRIBUTIONS = ("uniform", "loguniform", "int", "categorical")
@@ -219,6 +220,23 @@ def _number(value: Any, where: str, *, integer: bool = False) -> float:
     if integer and int(value) != value:
         raise ConfigError(f"{where} must be an integer, got {value!r}")
     return value
+
+
+def with_base_sets(raw: Mapping[str, Any], items: list[str]) -> dict[str, Any]:
+    """A copy of a raw study with `--set KEY=VALUE` items added to `base.set` (values as YAML)."""
+    import yaml
+
+    raw = dict(raw)
+    base = dict(raw.get("base") or {})
+    sets = dict(base.get("set") or {})
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"--set expects KEY=VALUE, got {item!r}")
+        sets[key.strip()] = yaml.safe_load(value)
+    base["set"] = sets
+    raw["base"] = base
+    return raw
 
 
 def study_from_dict(raw: Mapping[str, Any], *, name: str = "study", source: str = "study") -> Study:
