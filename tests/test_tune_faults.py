@@ -30,10 +30,10 @@ def _space(tmp_path: Path, **changes) -> Path:
     return path
 
 
-def _start(args: list[str], log: Path) -> subprocess.Popen:
+def _start(args: list[str], log: Path, cwd: Path = ROOT) -> subprocess.Popen:
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     return subprocess.Popen([sys.executable, "-m", "bench.tune", *args, "--no-robustness",
-                             "--no-report"], cwd=ROOT, env=env, stdout=log.open("w"),
+                             "--no-report"], cwd=cwd, env=env, stdout=log.open("w"),
                             stderr=subprocess.STDOUT, start_new_session=True)
 
 
@@ -107,7 +107,8 @@ def test_killed_driver_resumes_without_rerunning_or_losing_trials(tmp_path: Path
     space = _space(tmp_path, trials=4, baselines=[])
     log = tmp_path / "log.txt"
     run_dir = tmp_path / "runs" / "killed"
-    proc = _start(["--space", str(space), "--out", str(tmp_path / "runs"), "--name", "killed"], log)
+    # relative --out and --resume, as a user types them (the README's `runs/` default)
+    proc = _start(["--space", str(space), "--out", "runs", "--name", "killed"], log, cwd=tmp_path)
 
     def one_trial_finished():
         done = [r for r in _reports(run_dir) if r.get("epoch") == 2]
@@ -120,7 +121,7 @@ def test_killed_driver_resumes_without_rerunning_or_losing_trials(tmp_path: Path
     before = {(r["_dir"], r["epoch"]): r["pid"] for r in _reports(run_dir)}
 
     log2 = tmp_path / "log2.txt"
-    proc2 = _start(["--resume", str(run_dir)], log2)
+    proc2 = _start(["--resume", "runs/killed"], log2, cwd=tmp_path)
     assert proc2.wait(timeout=600) == 0, log2.read_text()[-3000:]
     table = pd.read_parquet(run_dir / "trials.parquet")
     assert table.trial.nunique() == 4  # exactly the requested number

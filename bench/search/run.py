@@ -156,11 +156,12 @@ def run_phase(study: Study, run_dir: Path, phase: str, *, log: Log,
 
     os.environ["TUNE_GLOBAL_CHECKPOINT_S"] = "0"  # save experiment state after every step
     os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "0")
+    run_dir = Path(run_dir).resolve()  # Tune's storage needs an absolute path (a URI otherwise)
     path = phase_path(run_dir, phase)
     epochs = study.epochs
     objective = study.objective.reported[0]
     run_config = tune.RunConfig(
-        name=phase, storage_path=str((run_dir / "tune").resolve()), verbose=0,
+        name=phase, storage_path=str(run_dir / "tune"), verbose=0,
         failure_config=tune.FailureConfig(max_failures=study.max_failures),
         checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
         callbacks=[_Progress(log, epochs, objective)])
