@@ -25,7 +25,7 @@ import yaml
 
 from bench.cli import run_main
 from bench.config import read_yaml
-from bench.errors import BenchError, ConfigError, DataError
+from bench.errors import ConfigError, DataError
 from bench.runs import atomic_write_text, environment, write_table
 from bench.search.spaces import with_base_sets
 
@@ -284,8 +284,8 @@ def main(argv: list[str] | None = None) -> int:
     except SweepInterrupted as e:
         _log(str(e))
         return 3
-    except BenchError:
-        if not args.resume and not (run_dir / "tune").exists():  # nothing ran: leave nothing
+    except Exception:  # a user error or a bug: either way, a folder where nothing ran goes
+        if not args.resume and not (run_dir / "tune").exists():
             shutil.rmtree(run_dir, ignore_errors=True)
         raise
     _print_summary(summary, run_dir)

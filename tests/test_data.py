@@ -274,6 +274,7 @@ def test_ferv39k_bad_rows(ferv_root: Path, line: str, needle: str) -> None:
     ("file,label\nvids/a.mp4,1\n", "list.csv:1"),
     ("path,label\nvids/a.mp4,grumpy\n", "list.csv:2"),
     ("path,label\nvids/missing.mp4,1\n", "missing.mp4"),
+    ("path,label\nvids/a.mp4,1,extra\n", "list.csv:2: expected 2 fields 'path,label', got 3"),
 ])
 def test_video_list_bad_rows(video_list: Path, text: str, needle: str) -> None:
     video_list.write_text(text)

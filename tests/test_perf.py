@@ -30,6 +30,22 @@ def test_search_benchmark_counts_trial_epochs_until_the_target():
     assert epochs_to_reach(reports, 0.9, 0.01) is None
 
 
+@pytest.mark.parametrize("args, message", [
+    (["--seeds", "0,x"], "--seeds '0,x': give comma-separated integers"),
+    (["--keep", "{tmp}"], "folder is not empty"),
+])
+def test_perf_search_user_errors_are_one_line(args, message, tmp_path, capsys):
+    from bench.cli import run_main
+    from bench.perf.__main__ import main
+
+    (tmp_path / "old").mkdir()
+    argv = ["search", *[a.format(tmp=tmp_path) for a in args]]
+    with pytest.raises(SystemExit) as e:
+        run_main(main, argv)
+    err = capsys.readouterr().err
+    assert e.value.code == 2 and err.count("\n") == 1 and message in err, err
+
+
 def _perf(*args: str) -> str:
     import subprocess
     import sys
@@ -53,9 +69,11 @@ def test_perf_tune_times_a_sweep_of_trials_against_bare_loops():
 
 
 @pytest.mark.slow
-def test_perf_search_runs_both_methods_and_prints_the_ratio():
+def test_perf_search_runs_both_methods_and_prints_the_ratio(tmp_path):
     out = _perf("search", "--space", "search_spaces/smoke.yaml", "--trials", "1", "--seeds", "0",
-                "--set", "train.epochs=1")
+                "--set", "train.epochs=1", "--keep", str(tmp_path / "keep"))
+    kept = sorted(p.name for p in (tmp_path / "keep").iterdir())
+    assert kept == ["perf-random-fifo-0", "perf-tpe-asha-0"], kept
     for needle in ("tpe+asha seed 0: 1 trial-epochs", "random+fifo seed 0: 1 trial-epochs",
                    "target:", "ratio tpe+asha / random+fifo:"):
         assert needle in out, out

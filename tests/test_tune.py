@@ -163,3 +163,17 @@ def test_cli_unwritable_run_folder_is_one_line(tmp_path) -> None:
                        capture_output=True, text=True, cwd=ROOT, timeout=120)
     assert p.returncode == 2 and "cannot write the run folder" in p.stderr, p.stderr
     assert p.stderr.count("\n") == 1
+
+
+def test_crash_before_any_trial_leaves_no_run_folder(tmp_path, monkeypatch) -> None:
+    """A bug (not a user error) still shows its traceback, but no half-made run folder stays."""
+    import bench.tune as tune_cli
+
+    def broken(*a, **k):
+        raise RuntimeError("bug before Tune started")
+
+    monkeypatch.setattr(tune_cli, "run_sweep", broken)
+    with pytest.raises(RuntimeError, match="bug before Tune"):
+        tune_cli.main(["--space", "search_spaces/smoke.yaml", "--out", str(tmp_path),
+                       "--name", "x"])
+    assert not any(tmp_path.iterdir())

@@ -75,3 +75,26 @@ def test_sweep_places_trials_on_both_nodes(two_node_cluster, tmp_path) -> None:
     assert len(nodes) == 2, nodes  # one trial on each raylet (each has 1 CPU)
     table = pd.read_parquet(run / "trials.parquet")
     assert table.trial.nunique() == 2 and set(table.status) == {"completed"}
+
+
+def test_local_ray_listens_on_loopback_only() -> None:
+    """The sweep's own Ray (no --address) must not be reachable from the machine's network."""
+    import ray
+    from ray._private.services import node_ip_address_from_perspective
+
+    from bench.search.run import init_ray
+
+    routable = node_ip_address_from_perspective()
+    if routable.startswith("127."):
+        pytest.skip("this machine has no routable address to test against")
+    init_ray(address=None, num_cpus=1, num_gpus=None)
+    try:
+        node = ray.nodes()[0]
+        assert node["NodeManagerAddress"] == "127.0.0.1"
+        gcs_port = int(ray.get_runtime_context().gcs_address.rsplit(":", 1)[1])
+        for port in (gcs_port, node["NodeManagerPort"], node["ObjectManagerPort"]):
+            socket.create_connection(("127.0.0.1", port), timeout=5).close()
+            with pytest.raises(OSError):  # refused: nothing listens there on other interfaces
+                socket.create_connection((routable, port), timeout=5).close()
+    finally:
+        ray.shutdown()

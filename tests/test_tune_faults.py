@@ -95,6 +95,8 @@ def test_worker_death_resumes_and_nan_trial_is_diverged(tmp_path: Path) -> None:
     assert killed.trial.nunique() == 1, table.groupby("trial").restarts.first()
     war = killed[killed.metric == "val_war"]
     assert list(war.epoch) == [1, 2] and killed.status.iloc[0] == "completed"
+    # the local Ray stayed on loopback: every trial ran on node 127.0.0.1
+    assert {r["node_ip"] for r in _reports(run_dir)} == {"127.0.0.1"}
     pids = [r["pid"] for r in _reports(run_dir) if r["_dir"] == victim["_dir"]]
     assert pids[0] == victim["pid"] and pids[-1] != victim["pid"]
     models = yaml.safe_load((run_dir / "models.yaml").read_text())

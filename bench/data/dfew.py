@@ -8,7 +8,6 @@ The synthetic generator writes the same layout, so it is read here too.
 """
 from __future__ import annotations
 
-import csv
 from pathlib import Path
 
 from bench.data.records import (
@@ -19,6 +18,7 @@ from bench.data.records import (
     check_split,
     frame_folder_issue,
     parse_label,
+    two_field_rows,
 )
 from bench.errors import ConfigError, DataError
 
@@ -67,28 +67,16 @@ def read_dfew_split(
 
     issues = Issues(on_error, str(csv_path))
     records: list[ClipRecord] = []
-    with csv_path.open(newline="", encoding="utf-8-sig") as f:
-        rows = csv.reader(f)
-        header = next(rows, None)
-        if header is None or [h.strip() for h in header] != HEADER:
-            raise DataError(f"{csv_path}:1: header must be 'video_name,label', got {','.join(header or [])!r}")
-        for row in rows:
-            line = rows.line_num
-            if not any(cell.strip() for cell in row):
-                continue
-            where = f"{csv_path}:{line}"
-            if len(row) != 2:
-                issues.report(where, f"{where}: expected 2 fields 'video_name,label', got {len(row)}")
-                continue
-            try:
-                clip_id = dfew_clip_id(row[0])
-                label = parse_label(row[1], names=False, numbers=True)
-            except ValueError as e:
-                issues.report(where, f"{where}: {e}")
-                continue
-            frames, problem = frame_folder_issue(clip_dir / clip_id)
-            if problem:
-                issues.report(where, f"{where}: {problem}")
-                continue
-            records.append(ClipRecord(clip_id=clip_id, label=label, frames=frames))
+    for where, name, label_text in two_field_rows(csv_path, HEADER, issues):
+        try:
+            clip_id = dfew_clip_id(name)
+            label = parse_label(label_text, names=False, numbers=True)
+        except ValueError as e:
+            issues.report(where, f"{where}: {e}")
+            continue
+        frames, problem = frame_folder_issue(clip_dir / clip_id)
+        if problem:
+            issues.report(where, f"{where}: {problem}")
+            continue
+        records.append(ClipRecord(clip_id=clip_id, label=label, frames=frames))
     return issues.finish(records)

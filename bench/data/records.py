@@ -7,11 +7,12 @@ that also carries the `(item, reason)` pairs it skipped, so one bad row in an
 """
 from __future__ import annotations
 
+import csv
 import logging
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Literal
+from typing import Any, Iterable, Iterator, Literal
 
 from bench.data.labels import EMOTIONS, label_from_name
 from bench.errors import ConfigError, DataError
@@ -27,6 +28,7 @@ __all__ = [
     "frame_folder_issue",
     "list_frames",
     "parse_label",
+    "two_field_rows",
 ]
 
 log = logging.getLogger(__name__)
@@ -92,6 +94,28 @@ class Issues:
                 len(self.skipped), self.what, len(records), self.skipped[0][1],
             )
         return RecordList(records, self.skipped)
+
+
+def two_field_rows(csv_path: Path, header: list[str], issues: Issues) -> Iterator[tuple[str, str, str]]:
+    """`(where, field1, field2)` of each row of a two-column CSV; blank rows skipped.
+
+    A wrong header fails whatever `on_error` says (the whole file is suspect);
+    a row without exactly two fields is reported to `issues` and left out.
+    """
+    names = ",".join(header)
+    with csv_path.open(newline="", encoding="utf-8-sig") as f:
+        rows = csv.reader(f)
+        got = next(rows, None)
+        if got is None or [h.strip() for h in got] != header:
+            raise DataError(f"{csv_path}:1: header must be '{names}', got {','.join(got or [])!r}")
+        for row in rows:
+            if not any(cell.strip() for cell in row):
+                continue
+            where = f"{csv_path}:{rows.line_num}"
+            if len(row) != 2:
+                issues.report(where, f"{where}: expected 2 fields '{names}', got {len(row)}")
+                continue
+            yield where, row[0], row[1]
 
 
 def check_on_error(on_error: str) -> OnError:

@@ -8,13 +8,12 @@ Encoded video files (mp4, avi, ...) are listed in a CSV:
 """
 from __future__ import annotations
 
-import csv
 from pathlib import Path
 
 import cv2
 import numpy as np
 
-from bench.data.records import ClipRecord, Issues, OnError, RecordList, parse_label
+from bench.data.records import ClipRecord, Issues, OnError, RecordList, parse_label, two_field_rows
 from bench.errors import DataError
 
 __all__ = ["read_video_list", "decode_video", "read_frame", "resize_frame"]
@@ -29,29 +28,17 @@ def read_video_list(csv_path: str | Path, *, on_error: OnError = "raise") -> Rec
         raise DataError(f"video list {csv_path} does not exist")
     issues = Issues(on_error, str(csv_path))
     records: list[ClipRecord] = []
-    with csv_path.open(newline="", encoding="utf-8-sig") as f:
-        rows = csv.reader(f)
-        header = next(rows, None)
-        if header is None or [h.strip() for h in header] != HEADER:
-            raise DataError(f"{csv_path}:1: header must be 'path,label', got {','.join(header or [])!r}")
-        for row in rows:
-            line = rows.line_num
-            if not any(cell.strip() for cell in row):
-                continue
-            where = f"{csv_path}:{line}"
-            if len(row) != 2:
-                issues.report(where, f"{where}: expected 2 fields 'path,label', got {len(row)}")
-                continue
-            try:
-                label = parse_label(row[1], names=True, numbers=True)
-            except ValueError as e:
-                issues.report(where, f"{where}: {e}")
-                continue
-            video = csv_path.parent / row[0].strip()
-            if not video.is_file():
-                issues.report(where, f"{where}: video file {video} does not exist")
-                continue
-            records.append(ClipRecord(clip_id=row[0].strip(), label=label, video=video))
+    for where, rel, label_text in two_field_rows(csv_path, HEADER, issues):
+        try:
+            label = parse_label(label_text, names=True, numbers=True)
+        except ValueError as e:
+            issues.report(where, f"{where}: {e}")
+            continue
+        video = csv_path.parent / rel.strip()
+        if not video.is_file():
+            issues.report(where, f"{where}: video file {video} does not exist")
+            continue
+        records.append(ClipRecord(clip_id=rel.strip(), label=label, video=video))
     return issues.finish(records)
 
 

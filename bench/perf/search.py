@@ -1,6 +1,7 @@
 """Search efficiency: trial-epochs to get within 1 point WAR of the best known config.
 
-Runs the same study (default: search_spaces/dsm.yaml with CLI overrides) as
+Runs the same study (default: search_spaces/adamw.yaml, where trials learn on
+2 CPUs; dsm.yaml is flat at chance at that budget; CLI overrides apply) as
 real sweeps, Optuna TPE + ASHA against random search + FIFO, for several
 seeds, all in one process and one Ray instance. "Best known" is the best
 final objective any run of either method reached (or `--target`). For each
@@ -21,6 +22,7 @@ from pathlib import Path
 import pandas as pd
 
 from bench.config import read_yaml
+from bench.errors import ConfigError
 from bench.search.spaces import study_from_dict, with_base_sets
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -28,8 +30,8 @@ METHODS = {"tpe+asha": ("tpe", "asha"), "random+fifo": ("random", "fifo")}
 
 
 def add_arguments(ap: argparse.ArgumentParser) -> None:
-    ap.add_argument("--space", default=str(ROOT / "search_spaces" / "dsm.yaml"))
-    ap.add_argument("--trials", type=int, default=12)
+    ap.add_argument("--space", default=str(ROOT / "search_spaces" / "adamw.yaml"))
+    ap.add_argument("--trials", type=int, help="trials per sweep (default: the study's)")
     ap.add_argument("--seeds", default="0,1,2", help="searcher seeds (median over them)")
     ap.add_argument("--tolerance", type=float, default=0.01, help="WAR points / 100")
     ap.add_argument("--target", type=float, help="best known objective (default: best seen)")
@@ -38,6 +40,8 @@ def add_arguments(ap: argparse.ArgumentParser) -> None:
     ap.add_argument("--concurrency", type=int, default=2)
     ap.add_argument("--method", help="base method instead of the space's (e.g. x3d_sam)")
     ap.add_argument("--startup-trials", type=int, help="TPE's random start (default: the space's)")
+    ap.add_argument("--keep", metavar="DIR", help="keep the sweeps' run folders here (default: "
+                    "a temporary folder, removed)")
 
 
 def _study(args: argparse.Namespace, sampler: str, scheduler: str, seed: int):
@@ -46,7 +50,9 @@ def _study(args: argparse.Namespace, sampler: str, scheduler: str, seed: int):
     if args.startup_trials is not None:
         raw["search"]["startup_trials"] = args.startup_trials
     raw["scheduler"] = {**(raw.get("scheduler") or {}), "name": scheduler}
-    raw.update(trials=args.trials, concurrency=args.concurrency, baselines=[], seeds=[0])
+    raw.update(concurrency=args.concurrency, baselines=[], seeds=[0])
+    if args.trials is not None:
+        raw["trials"] = args.trials
     if args.method:
         raw["base"]["method"] = args.method
     return study_from_dict(raw, name=f"perf-{sampler}-{scheduler}-{seed}", source=args.space)
@@ -75,16 +81,23 @@ def run(args: argparse.Namespace) -> int:
     from bench.engine import build_split
     from bench.search.run import init_ray, run_phase
 
-    seeds = [int(s) for s in args.seeds.split(",")]
+    try:
+        seeds = [int(s) for s in args.seeds.split(",")]
+    except ValueError:
+        raise ConfigError(f"--seeds {args.seeds!r}: give comma-separated integers, e.g. 0,1,2") \
+            from None
+    if args.keep and Path(args.keep).exists() and any(Path(args.keep).iterdir()):
+        raise ConfigError(f"--keep {args.keep}: folder is not empty")
     init_ray(address=None, num_cpus=None, num_gpus=None)
     runs: dict[tuple[str, int], pd.DataFrame] = {}
-    with tempfile.TemporaryDirectory() as d:
-        for name, (sampler, scheduler) in METHODS.items():
-            for seed in seeds:
+    with tempfile.TemporaryDirectory() as tmp:
+        d = Path(args.keep).absolute() if args.keep else Path(tmp)
+        for seed in seeds:  # both methods per seed, so drift on the machine hits both
+            for name, (sampler, scheduler) in METHODS.items():
                 study = _study(args, sampler, scheduler, seed)
                 build_split(study.base_config(), "train")
-                run_dir = Path(d) / study.name
-                run_dir.mkdir()
+                run_dir = d / study.name
+                run_dir.mkdir(parents=True)
                 t0 = time.perf_counter()
                 run_phase(study, run_dir, "sweep", log=lambda m: None)
                 runs[(name, seed)] = reports_in_order(run_dir, study.objective.reported[0])

@@ -58,8 +58,24 @@ def init_ray(*, address: str | None, num_cpus: int | None, num_gpus: int | None)
             raise ConfigError(f"cannot join the Ray cluster at {address}: "
                               f"{str(e).splitlines()[0]}") from None
     else:
-        ray.init(num_cpus=num_cpus or os.cpu_count(), num_gpus=num_gpus,
-                 _node_ip_address="127.0.0.1", **kwargs)
+        _init_loopback(ray, num_cpus=num_cpus or os.cpu_count(), num_gpus=num_gpus, **kwargs)
+
+
+def _init_loopback(ray: Any, **kwargs: Any) -> None:
+    """Start a local Ray whose node address is 127.0.0.1, so no sweep traffic leaves loopback.
+
+    `ray.init(_node_ip_address="127.0.0.1")` alone is not enough: Ray swaps a
+    loopback address for the machine's routable one unless it believes clusters
+    are off (its Windows/macOS mode), which only changes that choice.
+    """
+    from ray._private import ray_constants
+
+    saved = ray_constants.ENABLE_RAY_CLUSTER
+    ray_constants.ENABLE_RAY_CLUSTER = False
+    try:
+        ray.init(_node_ip_address="127.0.0.1", **kwargs)
+    finally:
+        ray_constants.ENABLE_RAY_CLUSTER = saved
 
 
 class _Progress:
