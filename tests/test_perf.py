@@ -1,6 +1,9 @@
 """bench.perf model runs end to end and reports both goal ratios."""
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import pytest
 
 from bench.perf.__main__ import main
@@ -32,13 +35,13 @@ def test_search_benchmark_counts_trial_epochs_until_the_target():
 
 @pytest.mark.parametrize("args, message", [
     (["--seeds", "0,x"], "--seeds '0,x': give comma-separated integers"),
-    (["--keep", "{tmp}"], "folder is not empty"),
+    (["--keep", "{tmp}/a-file"], "not a folder"),
 ])
 def test_perf_search_user_errors_are_one_line(args, message, tmp_path, capsys):
     from bench.cli import run_main
     from bench.perf.__main__ import main
 
-    (tmp_path / "old").mkdir()
+    (tmp_path / "a-file").write_text("")
     argv = ["search", *[a.format(tmp=tmp_path) for a in args]]
     with pytest.raises(SystemExit) as e:
         run_main(main, argv)
@@ -46,10 +49,37 @@ def test_perf_search_user_errors_are_one_line(args, message, tmp_path, capsys):
     assert e.value.code == 2 and err.count("\n") == 1 and message in err, err
 
 
-def _perf(*args: str) -> str:
-    import subprocess
-    import sys
+def test_median_bounds_and_verdict_with_runs_that_never_reached_the_target():
+    import math
 
+    from bench.perf.search import median_bounds, ratio_verdict
+
+    assert median_bounds([10, 12, 20], [60, 60, 60]) == (12, 12)  # all reached: exact
+    assert median_bounds([10, 50, None], [60, 60, 25]) == (26, 50)  # the third needed > 25
+    assert median_bounds([None, None, 36], [60, 60, 60]) == (61, math.inf)
+    assert ratio_verdict((10, 10), (40, 40)) == (0.25, 0.25, "met")
+    assert ratio_verdict((20, 20), (40, 40))[2] == "MISSED"
+    # TPE never got there in its median run, random did: TPE needs more than 26 vs 36
+    assert ratio_verdict((26, math.inf), (36, 36))[2] == "MISSED"
+    # neither median run got there: no verdict, not a ratio of two budgets
+    assert ratio_verdict((27, math.inf), (61, math.inf))[2].startswith("undetermined")
+    # TPE's median known and small, random's only bounded below: still met
+    assert ratio_verdict((15, 15), (61, math.inf))[2] == "met"
+
+
+def test_rank_agreement_of_early_epochs_with_the_last():
+    import pandas as pd
+
+    from bench.perf.search import rank_agreement
+
+    # three trials: epoch 1 ranks them backwards, epoch 2 as the end does
+    rows = [(t, e, v) for t, vals in {"a": [0.3, 0.1, 0.2], "b": [0.2, 0.2, 0.5],
+                                     "c": [0.1, 0.3, 0.9]}.items() for e, v in enumerate(vals, 1)]
+    agree = rank_agreement(pd.DataFrame(rows, columns=["trial", "epoch", "value"]))
+    assert agree.to_dict() == {1: -1.0, 2: 1.0}
+
+
+def _perf(*args: str) -> str:
     p = subprocess.run([sys.executable, "-m", "bench.perf", *args], capture_output=True, text=True,
                        timeout=600)
     assert p.returncode == 0, p.stderr[-3000:]
@@ -73,7 +103,20 @@ def test_perf_search_runs_both_methods_and_prints_the_ratio(tmp_path):
     out = _perf("search", "--space", "search_spaces/smoke.yaml", "--trials", "1", "--seeds", "0",
                 "--set", "train.epochs=1", "--keep", str(tmp_path / "keep"))
     kept = sorted(p.name for p in (tmp_path / "keep").iterdir())
-    assert kept == ["perf-random-fifo-0", "perf-tpe-asha-0"], kept
+    assert kept == ["perf-random-fifo-0", "perf-tpe-asha-g1-0"], kept
+    # a second call with another grace period reruns only the ASHA sweep
+    fifo = tmp_path / "keep" / "perf-random-fifo-0" / "reports.csv"
+    before = fifo.stat().st_mtime_ns
+    _perf("search", "--space", "search_spaces/smoke.yaml", "--trials", "1", "--seeds", "0",
+          "--set", "train.epochs=1", "--keep", str(tmp_path / "keep"), "--grace-period", "2")
+    kept = sorted(p.name for p in (tmp_path / "keep").iterdir())
+    assert kept == ["perf-random-fifo-0", "perf-tpe-asha-g1-0", "perf-tpe-asha-g2-0"], kept
+    assert fifo.stat().st_mtime_ns == before  # read back, not rerun
+    # the same folder with another study is refused
+    p = subprocess.run([sys.executable, "-m", "bench.perf", "search", "--space",
+                        "search_spaces/smoke.yaml", "--trials", "2", "--seeds", "0",
+                        "--keep", str(tmp_path / "keep")], capture_output=True, text=True)
+    assert p.returncode == 2 and "holds another study" in p.stderr, p.stderr
     for needle in ("tpe+asha seed 0: 1 trial-epochs", "random+fifo seed 0: 1 trial-epochs",
                    "target:", "ratio tpe+asha / random+fifo:"):
         assert needle in out, out

@@ -8,21 +8,30 @@ final objective any run of either method reached (or `--target`). For each
 run, trial-epochs are counted in the order Tune received the reports (all
 trials, early-stopped ones included) until the first report within
 `--tolerance` of the target. Prints the median per method and the ratio
-(goal: TPE+ASHA needs at most a third of random+FIFO's).
+(goal: TPE+ASHA needs at most a third of random+FIFO's), and, from the FIFO
+runs (every trial runs every epoch), how well epoch k ranks the trials' final
+values: what a sensible ASHA grace period is on this study.
+
+With `--keep DIR` finished sweeps are kept and read again by a later call with
+the same study (so a second ASHA setting reruns only the ASHA sweeps).
 """
 from __future__ import annotations
 
 import argparse
 import json
+import math
+import shutil
 import statistics
 import tempfile
 import time
 from pathlib import Path
 
 import pandas as pd
+import yaml
 
 from bench.config import read_yaml
 from bench.errors import ConfigError
+from bench.runs import atomic_write_text
 from bench.search.spaces import study_from_dict, with_base_sets
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -40,22 +49,34 @@ def add_arguments(ap: argparse.ArgumentParser) -> None:
     ap.add_argument("--concurrency", type=int, default=2)
     ap.add_argument("--method", help="base method instead of the space's (e.g. x3d_sam)")
     ap.add_argument("--startup-trials", type=int, help="TPE's random start (default: the space's)")
-    ap.add_argument("--keep", metavar="DIR", help="keep the sweeps' run folders here (default: "
-                    "a temporary folder, removed)")
+    ap.add_argument("--grace-period", type=int, help="ASHA's grace period (default: the space's)")
+    ap.add_argument("--keep", metavar="DIR", help="keep the sweeps' run folders here and reuse "
+                    "finished ones (default: a temporary folder, removed)")
 
 
-def _study(args: argparse.Namespace, sampler: str, scheduler: str, seed: int):
+def _study_raw(args: argparse.Namespace, sampler: str, scheduler: str, seed: int) -> dict:
     raw = with_base_sets(read_yaml(args.space), args.overrides)
     raw["search"] = {**(raw.get("search") or {}), "sampler": sampler, "seed": seed}
     if args.startup_trials is not None:
         raw["search"]["startup_trials"] = args.startup_trials
     raw["scheduler"] = {**(raw.get("scheduler") or {}), "name": scheduler}
+    if scheduler == "fifo":  # FIFO has no grace period: equal studies whatever ASHA's is
+        raw["scheduler"] = {"name": "fifo"}
+    elif args.grace_period is not None:
+        raw["scheduler"]["grace_period"] = args.grace_period
     raw.update(concurrency=args.concurrency, baselines=[], seeds=[0])
     if args.trials is not None:
         raw["trials"] = args.trials
     if args.method:
         raw["base"]["method"] = args.method
-    return study_from_dict(raw, name=f"perf-{sampler}-{scheduler}-{seed}", source=args.space)
+    return raw
+
+
+def _study(args: argparse.Namespace, sampler: str, scheduler: str, seed: int):
+    raw = _study_raw(args, sampler, scheduler, seed)
+    grace = f"-g{raw['scheduler'].get('grace_period', 1)}" if scheduler == "asha" else ""
+    name = f"perf-{sampler}-{scheduler}{grace}-{seed}"
+    return study_from_dict(raw, name=name, source=args.space), raw
 
 
 def reports_in_order(run_dir: Path, objective: str) -> pd.DataFrame:
@@ -67,7 +88,7 @@ def reports_in_order(run_dir: Path, objective: str) -> pd.DataFrame:
         for line in f.read_text().splitlines():
             r = json.loads(line)
             rows.append({"trial": f.parent.name, "t": float(r["timestamp"]),
-                         "value": float(r.get(objective, float("nan")))})
+                         "epoch": int(r["epoch"]), "value": float(r.get(objective, float("nan")))})
     return pd.DataFrame(rows).sort_values(["t", "trial"], ignore_index=True)
 
 
@@ -77,47 +98,103 @@ def epochs_to_reach(reports: pd.DataFrame, target: float, tolerance: float) -> i
     return int(hit[0]) + 1 if len(hit) else None
 
 
-def run(args: argparse.Namespace) -> int:
+def median_bounds(needed: list[int | None], spent: list[int]) -> tuple[float, float]:
+    """Bounds on the median trial-epochs to target when some runs never got there.
+
+    A run that never reached the target needed more than it spent: somewhere in
+    (spent, inf). Low bound: such runs counted as spent + 1; high bound: as inf.
+    Equal bounds: the median is known.
+    """
+    low = statistics.median([n if n is not None else b + 1 for n, b in zip(needed, spent)])
+    high = statistics.median([n if n is not None else math.inf for n in needed])
+    return float(low), float(high)
+
+
+def ratio_verdict(tpe: tuple[float, float], rand: tuple[float, float],
+                  goal: float = 1 / 3) -> tuple[float, float, str]:
+    """Bounds on the ratio of the two medians, and whether the goal is met, missed or unknown."""
+    lo, hi = tpe[0] / rand[1], tpe[1] / rand[0]
+    if hi <= goal:
+        return lo, hi, "met"
+    if lo > goal:
+        return lo, hi, "MISSED"
+    return lo, hi, "undetermined: too few runs reached the target; give sweeps more trials"
+
+
+def rank_agreement(reports: pd.DataFrame) -> pd.Series:
+    """Spearman correlation, over trials, of the value at epoch k with the final value.
+
+    Only meaningful where every trial ran every epoch (FIFO). Index: k = 1..E-1.
+    """
+    wide = reports.pivot_table(index="trial", columns="epoch", values="value")
+    last = wide.columns.max()
+    return pd.Series({k: wide[k].corr(wide[last], method="spearman") for k in wide.columns
+                      if k != last}, dtype=float)
+
+
+def _sweep(args, sampler: str, scheduler: str, seed: int, d: Path, kept: bool) -> pd.DataFrame:
+    """The sweep's reports in order: run it, or read it from a kept folder of the same study."""
     from bench.engine import build_split
-    from bench.search.run import init_ray, run_phase
+    from bench.search.run import run_phase
+
+    study, raw = _study(args, sampler, scheduler, seed)
+    run_dir = d / study.name
+    done = run_dir / "reports.csv"
+    if done.is_file():
+        if read_yaml(run_dir / "study.yaml") != raw:
+            raise ConfigError(f"--keep: {run_dir} holds another study (other options); "
+                              "use another folder")
+        return pd.read_csv(done)
+    shutil.rmtree(run_dir, ignore_errors=True)  # an unfinished sweep from an interrupted call
+    build_split(study.base_config(), "train")
+    run_dir.mkdir(parents=True)
+    atomic_write_text(run_dir / "study.yaml", yaml.safe_dump(raw, sort_keys=False))
+    run_phase(study, run_dir, "sweep", log=lambda m: None)
+    reports = reports_in_order(run_dir, study.objective.reported[0])
+    if kept:
+        atomic_write_text(done, reports.to_csv(index=False))
+    return reports
+
+
+def run(args: argparse.Namespace) -> int:
+    from bench.search.run import init_ray
 
     try:
         seeds = [int(s) for s in args.seeds.split(",")]
     except ValueError:
         raise ConfigError(f"--seeds {args.seeds!r}: give comma-separated integers, e.g. 0,1,2") \
             from None
-    if args.keep and Path(args.keep).exists() and any(Path(args.keep).iterdir()):
-        raise ConfigError(f"--keep {args.keep}: folder is not empty")
+    if args.keep and Path(args.keep).exists() and not Path(args.keep).is_dir():
+        raise ConfigError(f"--keep {args.keep}: not a folder")
     init_ray(address=None, num_cpus=None, num_gpus=None)
     runs: dict[tuple[str, int], pd.DataFrame] = {}
     with tempfile.TemporaryDirectory() as tmp:
         d = Path(args.keep).absolute() if args.keep else Path(tmp)
         for seed in seeds:  # both methods per seed, so drift on the machine hits both
             for name, (sampler, scheduler) in METHODS.items():
-                study = _study(args, sampler, scheduler, seed)
-                build_split(study.base_config(), "train")
-                run_dir = d / study.name
-                run_dir.mkdir(parents=True)
                 t0 = time.perf_counter()
-                run_phase(study, run_dir, "sweep", log=lambda m: None)
-                runs[(name, seed)] = reports_in_order(run_dir, study.objective.reported[0])
-                print(f"{name} seed {seed}: {len(runs[(name, seed)])} trial-epochs, best "
-                      f"{runs[(name, seed)]['value'].max():.3f} ({time.perf_counter() - t0:.0f} s)",
-                      flush=True)
+                r = runs[(name, seed)] = _sweep(args, sampler, scheduler, seed, d, bool(args.keep))
+                print(f"{name} seed {seed}: {len(r)} trial-epochs, best {r['value'].max():.3f} "
+                      f"({time.perf_counter() - t0:.0f} s)", flush=True)
     target = args.target if args.target is not None else \
         max(r["value"].max() for r in runs.values())
     print(f"target: {target:.3f} (within {args.tolerance:.3f})")
-    medians = {}
+    bounds = {}
     for name in METHODS:
         needed = [epochs_to_reach(runs[(name, s)], target, args.tolerance) for s in seeds]
         spent = [len(runs[(name, s)]) for s in seeds]
-        # a run that never got there counts as "more than it spent" (its whole budget + 1)
-        counted = [n if n is not None else b + 1 for n, b in zip(needed, spent)]
-        medians[name] = statistics.median(counted)
+        bounds[name] = median_bounds(needed, spent)
+        lo, hi = bounds[name]
+        med = f"{lo:g}" if lo == hi else f">= {lo:g}" if hi == math.inf else f"{lo:g}..{hi:g}"
         print(f"{name:<12} trial-epochs to target per seed: "
               f"{', '.join(str(n) if n is not None else f'>{b}' for n, b in zip(needed, spent))}"
-              f"  median {medians[name]:g}")
-    ratio = medians["tpe+asha"] / medians["random+fifo"]
-    print(f"ratio tpe+asha / random+fifo: {ratio:.2f} (goal <= 0.33: "
-          f"{'met' if ratio <= 1 / 3 else 'MISSED'})")
+              f"  median {med} ({sum(n is not None for n in needed)} of {len(seeds)} reached it)")
+    lo, hi, verdict = ratio_verdict(bounds["tpe+asha"], bounds["random+fifo"])
+    shown = f"{lo:.2f}" if lo == hi else f"between {lo:.2f} and {hi:.2f}"
+    print(f"ratio tpe+asha / random+fifo: {shown} (goal <= 0.33: {verdict})")
+    agree = pd.concat([rank_agreement(runs[("random+fifo", s)]) for s in seeds], axis=1)
+    if len(agree):
+        print("does epoch k rank the trials as their last epoch does? Spearman (FIFO runs, "
+              "median over seeds): " + ", ".join(
+                  f"k={k} {v:+.2f}" for k, v in agree.median(axis=1).items()))
     return 0
