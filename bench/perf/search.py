@@ -1,7 +1,7 @@
 """Search efficiency: trial-epochs to get within 1 point WAR of the best known config.
 
-Runs the same study (default: search_spaces/adamw.yaml, where trials learn on
-2 CPUs; dsm.yaml is flat at chance at that budget; CLI overrides apply) as
+Runs the same study (default: search_spaces/adamw.yaml, whose x3d_ce trials
+learn on 2 CPUs, so there is a best worth finding; CLI overrides apply) as
 real sweeps, Optuna TPE + ASHA against random search + FIFO, for several
 seeds, all in one process and one Ray instance. "Best known" is the best
 final objective any run of either method reached (or `--target`). For each
