@@ -36,6 +36,8 @@ def test_search_benchmark_counts_trial_epochs_until_the_target():
 @pytest.mark.parametrize("args, message", [
     (["--seeds", "0,x"], "--seeds '0,x': give comma-separated integers"),
     (["--keep", "{tmp}/a-file"], "not a folder"),
+    (["--confirm-seeds", "1;2"], "--confirm-seeds '1;2': give comma-separated integers"),
+    (["--confirm", "-1"], "--confirm -1: give 0 or more"),
 ])
 def test_perf_search_user_errors_are_one_line(args, message, tmp_path, capsys):
     from bench.cli import run_main
@@ -65,6 +67,36 @@ def test_median_bounds_and_verdict_with_runs_that_never_reached_the_target():
     assert ratio_verdict((27, math.inf), (61, math.inf))[2].startswith("undetermined")
     # TPE's median known and small, random's only bounded below: still met
     assert ratio_verdict((15, 15), (61, math.inf))[2] == "met"
+
+
+def test_best_known_configuration_is_the_best_mean_of_fresh_runs():
+    import math
+
+    import pandas as pd
+
+    from bench.perf.best_known import (best_mean, config_key, confirm_runs, final_values,
+                                       top_configs)
+
+    a, b, c = (config_key({"optim.lr": lr, "data.augment": False}) for lr in (1e-3, 3e-3, 1e-2))
+    assert config_key({"data.augment": False, "optim.lr": 1e-3, "__seed": 4}) == a
+    sweep1 = pd.DataFrame({"config": [a, a, b, b, c], "epoch": [1, 2, 1, 2, 1],
+                           "value": [0.3, 0.70, 0.4, 0.60, 0.9]})  # c stopped after epoch 1
+    sweep2 = pd.DataFrame({"config": [b, b], "epoch": [1, 2], "value": [0.5, 0.65]})
+    finals = final_values([sweep1, sweep2], epochs=2)
+    assert sorted(finals["value"]) == [0.60, 0.65, 0.70]
+    assert top_configs(finals, 5) == [a, b] and top_configs(finals, 1) == [a]
+    runs = confirm_runs([a, b], [1, 2])
+    assert [r["__seed"] for r in runs] == [1, 2, 1, 2] and runs[0]["optim.lr"] == 1e-3
+    # a's lucky 0.70 does not carry over: b has the better mean of fresh runs
+    again = pd.DataFrame({"config": [a, a, b, b], "seed": [1, 2, 1, 2],
+                          "value": [0.58, 0.60, 0.64, 0.62]})
+    best, mean, values = best_mean(again)
+    assert best == b and math.isclose(mean, 0.63) and values == [0.64, 0.62]
+    # a configuration with a diverged rerun cannot be the best
+    again.loc[3, "value"] = math.nan
+    assert best_mean(again)[0] == a
+    with pytest.raises(ValueError, match="no configuration"):
+        best_mean(again.assign(value=math.nan))
 
 
 def test_rank_agreement_of_early_epochs_with_the_last():
@@ -100,17 +132,27 @@ def test_perf_tune_times_a_sweep_of_trials_against_bare_loops():
 
 @pytest.mark.slow
 def test_perf_search_runs_both_methods_and_prints_the_ratio(tmp_path):
+    import pandas as pd
+
+    confirm = ["--confirm", "1", "--confirm-seeds", "1"]
     out = _perf("search", "--space", "search_spaces/smoke.yaml", "--trials", "1", "--seeds", "0",
-                "--set", "train.epochs=1", "--keep", str(tmp_path / "keep"))
+                "--set", "train.epochs=1", "--keep", str(tmp_path / "keep"), *confirm)
     kept = sorted(p.name for p in (tmp_path / "keep").iterdir())
-    assert kept == ["perf-random-fifo-0", "perf-tpe-asha-g1-0"], kept
+    assert kept[1:] == ["perf-random-fifo-0", "perf-tpe-asha-g1-0"], kept
+    assert kept[0].startswith("perf-confirm-"), kept
+    # the best final configuration trained again at seed 1: one row, its value is the target
+    again = pd.read_csv(tmp_path / "keep" / kept[0] / "confirm.csv")
+    assert len(again) == 1 and again["seed"].tolist() == [1], again
+    assert f"target: {again['value'].iloc[0]:.3f}" in out, out
+    assert "best known configuration: the top 1 configurations" in out, out
     # a second call with another grace period reruns only the ASHA sweep
     fifo = tmp_path / "keep" / "perf-random-fifo-0" / "reports.csv"
     before = fifo.stat().st_mtime_ns
     _perf("search", "--space", "search_spaces/smoke.yaml", "--trials", "1", "--seeds", "0",
-          "--set", "train.epochs=1", "--keep", str(tmp_path / "keep"), "--grace-period", "2")
+          "--set", "train.epochs=1", "--keep", str(tmp_path / "keep"), "--grace-period", "2",
+          "--confirm", "0")
     kept = sorted(p.name for p in (tmp_path / "keep").iterdir())
-    assert kept == ["perf-random-fifo-0", "perf-tpe-asha-g1-0", "perf-tpe-asha-g2-0"], kept
+    assert kept[1:] == ["perf-random-fifo-0", "perf-tpe-asha-g1-0", "perf-tpe-asha-g2-0"], kept
     assert fifo.stat().st_mtime_ns == before  # read back, not rerun
     # the same folder with another study is refused
     p = subprocess.run([sys.executable, "-m", "bench.perf", "search", "--space",
