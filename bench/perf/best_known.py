@@ -65,6 +65,7 @@ def best_mean(confirm: pd.DataFrame) -> tuple[str, float, list[float]]:
 def run_confirm(study: Study, raw: dict[str, Any], runs: list[dict[str, Any]], d: Path,
                 kept: bool) -> pd.DataFrame:
     """Train the runs as one Tune experiment; (config, seed, value), read back if kept."""
+    from bench.search.results import trial_status
     from bench.search.run import records, run_phase
 
     key = hashlib.sha1(json.dumps({"study": raw, "runs": runs}, sort_keys=True,
@@ -80,9 +81,8 @@ def run_confirm(study: Study, raw: dict[str, Any], runs: list[dict[str, Any]], d
     rows = []
     for rec in records(grid):
         run = rec.config.get("__run", rec.config)
-        h = rec.history
-        finished = h is not None and len(h) and int(h["epoch"].iloc[-1]) == study.epochs
-        value = float(h[objective].iloc[-1]) if finished else math.nan
+        finished = trial_status(rec, study.epochs)[0] == "completed"
+        value = float(rec.history[objective].iloc[-1]) if finished else math.nan
         rows.append({"config": config_key(run), "seed": int(run[SEED_KEY]), "value": value})
     table = pd.DataFrame(rows, columns=["config", "seed", "value"])
     if kept:

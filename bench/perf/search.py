@@ -182,7 +182,8 @@ def _fmt(value: Any) -> str:
     return f"{value:.3g}" if isinstance(value, float) else str(value)
 
 
-def _confirmed_target(args, runs, d: Path, seeds: list[int]) -> float:
+def _confirmed_target(args, runs, d: Path, seeds: list[int], confirm_seeds: list[int]
+                      ) -> float:
     """Retrain the top configurations at other seeds; the best mean is the target."""
     study, raw = _study(args, "random", "fifo", seeds[0])
     finals = final_values(runs.values(), study.epochs)
@@ -190,7 +191,7 @@ def _confirmed_target(args, runs, d: Path, seeds: list[int]) -> float:
     if not configs:
         raise ConfigError("no trial finished every epoch: nothing to confirm (give --target)")
     t0 = time.perf_counter()
-    runs_again = confirm_runs(configs, _ints("--confirm-seeds", args.confirm_seeds))
+    runs_again = confirm_runs(configs, confirm_seeds)
     table = run_confirm(study, raw, runs_again, d, bool(args.keep))
     try:
         best, mean, _ = best_mean(table)
@@ -215,7 +216,7 @@ def run(args: argparse.Namespace) -> int:
     seeds = _ints("--seeds", args.seeds)
     if args.keep and Path(args.keep).exists() and not Path(args.keep).is_dir():
         raise ConfigError(f"--keep {args.keep}: not a folder")
-    _ints("--confirm-seeds", args.confirm_seeds)  # a typo fails now, not after the sweeps
+    confirm_seeds = _ints("--confirm-seeds", args.confirm_seeds)  # fails now, not after sweeps
     if args.confirm < 0:
         raise ConfigError(f"--confirm {args.confirm}: give 0 or more configurations")
     init_ray(address=None, num_cpus=None, num_gpus=None)
@@ -233,7 +234,7 @@ def run(args: argparse.Namespace) -> int:
         elif args.confirm == 0:
             target = max(r["value"].max() for r in runs.values())
         else:
-            target = _confirmed_target(args, runs, d, seeds)
+            target = _confirmed_target(args, runs, d, seeds, confirm_seeds)
     print(f"target: {target:.3f} (within {args.tolerance:.3f})")
     bounds = {}
     for name in METHODS:
