@@ -75,7 +75,7 @@ def test_best_known_configuration_is_the_best_mean_of_fresh_runs():
     import pandas as pd
 
     from bench.perf.best_known import (best_mean, config_key, confirm_runs, final_values,
-                                       top_configs)
+                                       seed_noise, top_configs)
 
     a, b, c = (config_key({"optim.lr": lr, "data.augment": False}) for lr in (1e-3, 3e-3, 1e-2))
     assert config_key({"data.augment": False, "optim.lr": 1e-3, "__seed": 4}) == a
@@ -92,6 +92,12 @@ def test_best_known_configuration_is_the_best_mean_of_fresh_runs():
                           "value": [0.58, 0.60, 0.64, 0.62]})
     best, mean, values = best_mean(again)
     assert best == b and math.isclose(mean, 0.63) and values == [0.64, 0.62]
+    # noise floor: median of the per-configuration std of fresh runs (0.02 / sqrt 2 each)
+    assert math.isclose(seed_noise(again), 0.02 / math.sqrt(2))
+    wide = pd.concat([again, pd.DataFrame({"config": [c, c], "seed": [1, 2],
+                                           "value": [0.5, 0.7]})], ignore_index=True)
+    assert math.isclose(seed_noise(wide), 0.02 / math.sqrt(2))  # a median, not a mean
+    assert seed_noise(again[again["seed"] == 1]) is None  # one run each: no spread to measure
     # a configuration with a diverged rerun cannot be the best
     again.loc[3, "value"] = math.nan
     assert best_mean(again)[0] == a

@@ -23,7 +23,7 @@ from bench.search.spaces import Study
 from bench.search.trainable import SEED_KEY
 
 __all__ = ["config_key", "final_values", "top_configs", "confirm_runs", "best_mean",
-           "run_confirm"]
+           "seed_noise", "run_confirm"]
 
 
 def config_key(params: dict[str, Any]) -> str:
@@ -60,6 +60,19 @@ def best_mean(confirm: pd.DataFrame) -> tuple[str, float, list[float]]:
         raise ValueError("no configuration finished every confirming run")
     best = str(means.idxmax())
     return best, float(means[best]), [float(v) for v in by.get_group(best)]
+
+
+def seed_noise(confirm: pd.DataFrame) -> float | None:
+    """How far one configuration's runs differ by training seed alone: the noise floor.
+
+    Median over configurations of the standard deviation of their fresh runs
+    (the sweep's own report is left out: it was selected for being high). A
+    tolerance below it means reaching the target is mostly a lucky seed. None
+    when no configuration has two finished fresh runs.
+    """
+    stds = confirm.dropna(subset=["value"]).groupby("config", sort=False)["value"].std(ddof=1)
+    stds = stds.dropna()
+    return float(stds.median()) if len(stds) else None
 
 
 def run_confirm(study: Study, raw: dict[str, Any], runs: list[dict[str, Any]], d: Path,

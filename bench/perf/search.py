@@ -35,7 +35,7 @@ import yaml
 from bench.config import read_yaml
 from bench.errors import ConfigError
 from bench.perf.best_known import (
-    best_mean, config_key, confirm_runs, final_values, run_confirm, top_configs)
+    best_mean, config_key, confirm_runs, final_values, run_confirm, seed_noise, top_configs)
 from bench.runs import atomic_write_text
 from bench.search.spaces import decode_params, study_from_dict, with_base_sets
 
@@ -183,8 +183,8 @@ def _fmt(value: Any) -> str:
 
 
 def _confirmed_target(args, runs, d: Path, seeds: list[int], confirm_seeds: list[int]
-                      ) -> float:
-    """Retrain the top configurations at other seeds; the best mean is the target."""
+                      ) -> tuple[float, float | None]:
+    """Retrain the top configurations at other seeds: (best mean = target, seed noise)."""
     study, raw = _study(args, "random", "fifo", seeds[0])
     finals = final_values(runs.values(), study.epochs)
     configs = top_configs(finals, args.confirm)
@@ -207,7 +207,11 @@ def _confirmed_target(args, runs, d: Path, seeds: list[int], confirm_seeds: list
         again = ", ".join(f"{v:.3f}" for v in vals)
         print(f"  {'*' if c == best else ' '} sweep {swept:.3f}, again {again}: "
               f"mean {vals.mean():.3f}  ({params})")
-    return mean
+    noise = seed_noise(table)
+    if noise is not None:
+        print(f"training-seed noise: one configuration's fresh runs differ by a standard "
+              f"deviation of {noise:.3f} (median over the {len(configs)} configurations)")
+    return mean, noise
 
 
 def run(args: argparse.Namespace) -> int:
@@ -220,6 +224,7 @@ def run(args: argparse.Namespace) -> int:
     if args.confirm < 0:
         raise ConfigError(f"--confirm {args.confirm}: give 0 or more configurations")
     init_ray(address=None, num_cpus=None, num_gpus=None)
+    noise = None
     runs: dict[tuple[str, int], pd.DataFrame] = {}
     with tempfile.TemporaryDirectory() as tmp:
         d = Path(args.keep).absolute() if args.keep else Path(tmp)
@@ -234,7 +239,7 @@ def run(args: argparse.Namespace) -> int:
         elif args.confirm == 0:
             target = max(r["value"].max() for r in runs.values())
         else:
-            target = _confirmed_target(args, runs, d, seeds, confirm_seeds)
+            target, noise = _confirmed_target(args, runs, d, seeds, confirm_seeds)
     print(f"target: {target:.3f} (within {args.tolerance:.3f})")
     bounds = {}
     for name in METHODS:
@@ -249,6 +254,10 @@ def run(args: argparse.Namespace) -> int:
     lo, hi, verdict = ratio_verdict(bounds["tpe+asha"], bounds["random+fifo"])
     shown = f"{lo:.2f}" if lo == hi else f"between {lo:.2f} and {hi:.2f}"
     print(f"ratio tpe+asha / random+fifo: {shown} (goal <= 0.33: {verdict})")
+    if noise is not None and noise > args.tolerance:
+        print(f"caution: the tolerance ({args.tolerance:.3f}) is below the training-seed noise "
+              f"({noise:.3f}): whether a sweep's single run comes within it of the target is "
+              "mostly a lucky seed, and more trials alone need not settle the ratio")
     agree = pd.concat([rank_agreement(runs[("random+fifo", s)]) for s in seeds], axis=1)
     if len(agree):
         print("does epoch k rank the trials as their last epoch does? Spearman (FIFO runs, "
