@@ -70,8 +70,8 @@ def seed_noise(confirm: pd.DataFrame) -> float | None:
     tolerance below it means reaching the target is mostly a lucky seed. None
     when no configuration has two finished fresh runs.
     """
-    stds = confirm.dropna(subset=["value"]).groupby("config", sort=False)["value"].std(ddof=1)
-    stds = stds.dropna()
+    # std skips NaN (diverged) runs; a configuration left with one run has NaN std
+    stds = confirm.groupby("config", sort=False)["value"].std().dropna()
     return float(stds.median()) if len(stds) else None
 
 
