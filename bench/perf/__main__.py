@@ -5,12 +5,13 @@ import argparse
 
 from bench.cli import run_main
 from bench.perf import model as model_bench
+from bench.perf import replay as replay_bench
 from bench.perf import robustness as robustness_bench
 from bench.perf import search as search_bench
 from bench.perf import tune as tune_bench
 
 BENCHMARKS = {"model": model_bench, "tune": tune_bench, "robustness": robustness_bench,
-              "search": search_bench}
+              "search": search_bench, "replay": replay_bench}
 
 
 def main(argv: list[str] | None = None) -> int:

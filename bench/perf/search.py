@@ -15,7 +15,9 @@ runs (every trial runs every epoch), how well epoch k ranks the trials' final
 values: what a sensible ASHA grace period is on this study.
 
 With `--keep DIR` finished sweeps are kept and read again by a later call with
-the same study (so a second ASHA setting reruns only the ASHA sweeps).
+the same study (so a second ASHA setting reruns only the ASHA sweeps). Too few
+real sweeps fit on 2 CPUs to settle the ratio under training-seed noise;
+`bench.perf replay` runs many replayed ones on a measured grid instead.
 """
 from __future__ import annotations
 
@@ -132,6 +134,18 @@ def ratio_verdict(tpe: tuple[float, float], rand: tuple[float, float],
     return lo, hi, "undetermined: too few runs reached the target; give sweeps more trials"
 
 
+def median_text(lo: float, hi: float) -> str:
+    """Median bounds as printed: exact, bounded below, or a range."""
+    return f"{lo:g}" if lo == hi else f">= {lo:g}" if hi == math.inf else f"{lo:g}..{hi:g}"
+
+
+def ratio_text(tpe: tuple[float, float], rand: tuple[float, float]) -> str:
+    """The ratio line both search benchmarks print."""
+    lo, hi, verdict = ratio_verdict(tpe, rand)
+    shown = f"{lo:.2f}" if lo == hi else f"between {lo:.2f} and {hi:.2f}"
+    return f"ratio tpe+asha / random+fifo: {shown} (goal <= 0.33: {verdict})"
+
+
 def rank_agreement(reports: pd.DataFrame) -> pd.Series:
     """Spearman correlation, over trials, of the value at epoch k with the final value.
 
@@ -246,14 +260,11 @@ def run(args: argparse.Namespace) -> int:
         needed = [epochs_to_reach(runs[(name, s)], target, args.tolerance) for s in seeds]
         spent = [len(runs[(name, s)]) for s in seeds]
         bounds[name] = median_bounds(needed, spent)
-        lo, hi = bounds[name]
-        med = f"{lo:g}" if lo == hi else f">= {lo:g}" if hi == math.inf else f"{lo:g}..{hi:g}"
+        med = median_text(*bounds[name])
         print(f"{name:<12} trial-epochs to target per seed: "
               f"{', '.join(str(n) if n is not None else f'>{b}' for n, b in zip(needed, spent))}"
               f"  median {med} ({sum(n is not None for n in needed)} of {len(seeds)} reached it)")
-    lo, hi, verdict = ratio_verdict(bounds["tpe+asha"], bounds["random+fifo"])
-    shown = f"{lo:.2f}" if lo == hi else f"between {lo:.2f} and {hi:.2f}"
-    print(f"ratio tpe+asha / random+fifo: {shown} (goal <= 0.33: {verdict})")
+    print(ratio_text(bounds["tpe+asha"], bounds["random+fifo"]))
     if noise is not None and noise > args.tolerance:
         print(f"caution: the tolerance ({args.tolerance:.3f}) is below the training-seed noise "
               f"({noise:.3f}): whether a sweep's single run comes within it of the target is "

@@ -81,7 +81,7 @@ def _init_loopback(ray: Any, **kwargs: Any) -> None:
 class _Progress:
     """A Tune callback printing one line per epoch and per finished trial."""
 
-    def __new__(cls, log: Log, epochs: int, objective: str):
+    def __new__(cls, log: Log, epochs: int, objective: str, runs_label: str):
         from ray.tune import Callback
 
         def label(trial) -> str:
@@ -89,7 +89,7 @@ class _Progress:
             if "__method" in run:
                 return f"{run['__method']} (seed {run.get('__seed', 0)})"
             if run:
-                return f"best config (seed {run.get('__seed', 0)})"
+                return f"{runs_label} (seed {run.get('__seed', 0)})"
             return trial_name(trial.experiment_tag)
 
         class Lines(Callback):
@@ -162,11 +162,14 @@ def _trainable(study: Study):
 
 
 def run_phase(study: Study, run_dir: Path, phase: str, *, log: Log,
-              runs: list[dict[str, Any]] | None = None):
+              runs: list[dict[str, Any]] | None = None, trainable: Any = None,
+              label: str = "best config"):
     """Run (or restore and finish) one Tune experiment; returns its ResultGrid.
 
     phase "sweep": `study.trials` trials from the searcher. phase "baselines":
     one trial per entry of `runs` ({"__method", "__seed", searched values}), FIFO.
+    `trainable`: instead of training (`bench.perf replay` replays stored curves);
+    `label`: what the progress lines call a run of `runs` without a method.
     """
     from ray import tune
 
@@ -180,8 +183,8 @@ def run_phase(study: Study, run_dir: Path, phase: str, *, log: Log,
         name=phase, storage_path=str(run_dir / "tune"), verbose=0,
         failure_config=tune.FailureConfig(max_failures=study.max_failures),
         checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
-        callbacks=[_Progress(log, epochs, objective)])
-    trainable = _trainable(study)
+        callbacks=[_Progress(log, epochs, objective, label)])
+    trainable = trainable or _trainable(study)
     # reuse_actors: one Ray worker (torch and the data code imported) serves trial after trial;
     # a fresh one costs seconds per trial (`python -m bench.perf tune`).
     if phase == "sweep":

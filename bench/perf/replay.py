@@ -1,0 +1,251 @@
+"""Search efficiency on a tabular benchmark: many replayed sweeps instead of a few real ones.
+
+`bench.perf search` runs real sweeps; with a 4-point training-seed noise and
+half an hour per sweep on 2 CPUs, too few of them reach the best configuration
+to give a ratio. Here the learning curves are measured once on a grid
+(bench/perf/grid.py: every cell at every training seed, kept in `--grid DIR`,
+resumable), then for many searcher seeds both methods run as real Tune sweeps
+(OptunaSearch TPE + ASHA, random + FIFO: the sweep's own searcher, scheduler
+and concurrency) whose trials replay the curve of their cell at one of the
+seeds, a short sleep per epoch. A cell's score is its mean over the seeds, the
+best cell's mean is the target, and a run reaches it when a trial of a cell
+within `--tolerance` of it finishes its last epoch ("found"); "returned" counts
+until the best finished trial so far is such a cell, what the sweep would hand
+back. Prints the median trial-epochs per method and their ratio (goal <= 1/3).
+"""
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import math
+import statistics
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import yaml
+
+from bench.config import read_yaml
+from bench.errors import ConfigError
+from bench.perf.grid import Grid, cell_scores, grid_runs, make_grid, read_curves
+from bench.perf.search import METHODS, ROOT, median_bounds, median_text, ratio_text
+from bench.runs import atomic_write_text
+from bench.search.spaces import Study, decode_params, study_from_dict, with_base_sets
+
+GRID_FILE, CURVES_FILE = "grid.yaml", "curves.csv"
+
+
+def add_arguments(ap: argparse.ArgumentParser) -> None:
+    ap.add_argument("--grid", required=True, metavar="DIR",
+                    help="the grid's folder: trained here if new (resumable), read if done")
+    ap.add_argument("--space", default=str(ROOT / "search_spaces" / "adamw.yaml"))
+    ap.add_argument("--cells", action="append", default=[], metavar="KEY=N",
+                    help="cells of a numeric searched key (choices: all of them)")
+    ap.add_argument("--fix", action="append", default=[], metavar="KEY=VALUE",
+                    help="take a searched key out of the search at this value")
+    ap.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                    help="base config overrides, e.g. --set train.epochs=3")
+    ap.add_argument("--train-seeds", default="0,1", help="training seeds of every cell")
+    ap.add_argument("--seeds", default="0-9", help="searcher seeds, e.g. 0-9 or 0,1,2")
+    ap.add_argument("--trials", type=int, default=24, help="trials per replayed sweep")
+    ap.add_argument("--tolerance", type=float, default=0.01, help="WAR points / 100")
+    ap.add_argument("--epoch-s", type=float, default=0.1, help="replay sleep per epoch")
+    ap.add_argument("--concurrency", type=int, help="default: the space's")
+    ap.add_argument("--startup-trials", type=int, help="TPE's random start (default: the space's)")
+    ap.add_argument("--grace-period", type=int, help="ASHA's grace period (default: the space's)")
+
+
+def seed_list(flag: str, text: str) -> list[int]:
+    """"0,2,5" or "0-9" (or a mix) -> integers."""
+    out: list[int] = []
+    try:
+        for part in text.split(","):
+            lo, sep, hi = part.partition("-")
+            out += list(range(int(lo), int(hi) + 1)) if sep else [int(lo)]
+    except ValueError:
+        raise ConfigError(f"{flag} {text!r}: give integers and ranges, e.g. 0-9 or 0,1,2") \
+            from None
+    if not out:
+        raise ConfigError(f"{flag} {text!r}: no seeds")
+    return out
+
+
+def _counts(items: list[str]) -> dict[str, int]:
+    out = {}
+    for item in items:
+        key, sep, n = item.partition("=")
+        if not sep or not n.strip().isdigit():
+            raise ConfigError(f"--cells expects KEY=N (N cells), got {item!r}")
+        out[key.strip()] = int(n)
+    return out
+
+
+def grid_study(args: argparse.Namespace) -> tuple[dict[str, Any], Study, Grid]:
+    """The grid's study (fixed keys moved into the base) and its cells, from the flags."""
+    raw = with_base_sets(read_yaml(args.space), args.overrides + args.fix)
+    params = dict(raw.get("params") or {})
+    for item in args.fix:
+        key = item.partition("=")[0].strip()
+        if params.pop(key, None) is None:
+            raise ConfigError(f"--fix {key}: not a searched key of {args.space} "
+                              f"(searched: {', '.join(params)})")
+    raw["params"] = params
+    raw.update(baselines=[], seeds=[0])
+    if args.concurrency is not None:
+        raw["concurrency"] = args.concurrency
+    study = study_from_dict(raw, name="grid", source=args.space)
+    if len(study.objective.metrics) != 1 or study.objective.modes[0] != "max":
+        raise ConfigError(f"{args.space}: replay needs one objective to maximise")
+    return raw, study, make_grid(study, _counts(args.cells))
+
+
+def open_grid(args: argparse.Namespace, d: Path) -> tuple[dict[str, Any], Study, Grid, list[int]]:
+    """The grid the flags describe; a folder holding another grid is refused."""
+    raw, study, grid = grid_study(args)
+    seeds = seed_list("--train-seeds", args.train_seeds)
+    spec = json.loads(json.dumps({"study": raw, "cells": grid.values, "train_seeds": seeds}))
+    if (d / GRID_FILE).is_file():
+        if read_yaml(d / GRID_FILE) != spec:
+            raise ConfigError(f"--grid {d}: holds another grid (other space, cells or seeds); "
+                              "use another folder")
+    elif d.exists() and any(d.iterdir()):
+        raise ConfigError(f"--grid {d}: not empty and not a grid folder")
+    else:
+        d.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(d / GRID_FILE, yaml.safe_dump(spec, sort_keys=False))
+    return raw, study, grid, seeds
+
+
+def train_grid(study: Study, grid: Grid, seeds: list[int], d: Path) -> pd.DataFrame:
+    """Train (or resume) every cell at every training seed; the tidy curves, also kept in d."""
+    from bench.engine import build_split
+    from bench.search.run import phase_path, run_phase
+
+    runs = grid_runs(study, grid, seeds)
+    print(f"training the grid: {len(runs) // len(seeds)} cells x {len(seeds)} seeds "
+          f"= {len(runs)} runs into {d}", flush=True)
+    build_split(study.base_config(), "train")
+    run_phase(study, d, "grid", log=lambda m: print(m, flush=True), runs=runs, label="grid run")
+    curves = read_curves(phase_path(d, "grid"), study, grid, study.objective.reported[0])
+    if curves[["cell", "seed"]].drop_duplicates().shape[0] != len(runs):
+        raise ConfigError(f"--grid {d}: the grid's runs did not all report; run again")
+    atomic_write_text(d / CURVES_FILE, curves.to_csv(index=False))
+    return curves
+
+
+def replay_trial(tune_config: dict[str, Any], *, study: Study, grid: Grid,
+                 curves: dict[str, list[list[float]]], epoch_s: float, salt: int) -> None:
+    """Tune entry point: report the stored curve of the trial's cell at one training seed."""
+    from ray import tune
+
+    values = decode_params(study, {k: v for k, v in tune_config.items() if not k.startswith("__")})
+    cell = grid.snap(values)
+    runs = curves[cell]
+    h = hashlib.sha1(f"{salt}:{json.dumps(tune_config, sort_keys=True)}".encode()).hexdigest()
+    curve = runs[int(h, 16) % len(runs)]  # which seed: fixed by the config, like a real seed
+    for epoch, value in enumerate(curve, 1):
+        time.sleep(epoch_s)
+        tune.report({"epoch": epoch, study.objective.reported[0]: value, "cell": cell,
+                     "t": time.time()})
+
+
+def replay_sweep(raw: dict[str, Any], grid: Grid, curves: dict[str, list[list[float]]],
+                 sampler: str, scheduler: str, seed: int, args: argparse.Namespace
+                 ) -> pd.DataFrame:
+    """One real Tune sweep over replayed trials: every report (cell, epoch, value) in order."""
+    from ray import tune
+
+    from bench.search.run import records, run_phase
+
+    raw = dict(raw, trials=args.trials, search={**(raw.get("search") or {}), "sampler": sampler,
+                                                "seed": seed})
+    if args.startup_trials is not None:
+        raw["search"]["startup_trials"] = args.startup_trials
+    raw["scheduler"] = ({"name": "fifo"} if scheduler == "fifo" else
+                        {**(raw.get("scheduler") or {}), "name": "asha"})
+    if scheduler == "asha" and args.grace_period is not None:
+        raw["scheduler"]["grace_period"] = args.grace_period
+    study = study_from_dict(raw, name=f"replay-{sampler}-{scheduler}-{seed}", source=args.space)
+    fn = tune.with_parameters(replay_trial, study=study, grid=grid, curves=curves,
+                              epoch_s=args.epoch_s, salt=seed)
+    trainable = tune.with_resources(fn, {"cpu": study.cpus_per_trial})
+    with tempfile.TemporaryDirectory() as tmp:
+        result = run_phase(study, Path(tmp), "sweep", log=lambda m: None, trainable=trainable)
+        frames = [rec.history.assign(trial=rec.trial) for rec in records(result)]
+    reports = pd.concat(frames, ignore_index=True).sort_values(["t", "trial"], ignore_index=True)
+    return reports.rename(columns={study.objective.reported[0]: "value"})[
+        ["trial", "t", "epoch", "cell", "value"]]
+
+
+def epochs_to_found(reports: pd.DataFrame, near: set[str], epochs: int) -> int | None:
+    """Trial-epochs spent when a trial of a near-best cell first finishes its last epoch."""
+    hit = ((reports["epoch"] == epochs) & reports["cell"].isin(near)).to_numpy().nonzero()[0]
+    return int(hit[0]) + 1 if len(hit) else None
+
+
+def epochs_to_returned(reports: pd.DataFrame, near: set[str], epochs: int) -> int | None:
+    """Trial-epochs spent when the best finished trial so far first is of a near-best cell."""
+    best = -math.inf
+    for i, (epoch, cell, value) in enumerate(zip(reports["epoch"], reports["cell"],
+                                                 reports["value"])):
+        if epoch == epochs and value > best:
+            best = value
+            if cell in near:
+                return i + 1
+    return None
+
+
+def _curves_by_cell(curves: pd.DataFrame) -> dict[str, list[list[float]]]:
+    return {cell: [g.sort_values("epoch")["value"].tolist() for _, g in by.groupby("seed")]
+            for cell, by in curves.groupby("cell", sort=False)}
+
+
+def run(args: argparse.Namespace) -> int:
+    from bench.search.run import init_ray
+
+    seeds = seed_list("--seeds", args.seeds)
+    d = Path(args.grid).absolute()
+    if d.exists() and not d.is_dir():
+        raise ConfigError(f"--grid {args.grid}: not a folder")
+    raw, study, grid, train_seeds = open_grid(args, d)
+    init_ray(address=None, num_cpus=None, num_gpus=None)
+    kept = d / CURVES_FILE
+    curves = (pd.read_csv(kept) if kept.is_file() else train_grid(study, grid, train_seeds, d))
+    scores = cell_scores(curves, study.epochs, train_seeds)
+    if scores["mean"].isna().all():
+        raise ConfigError(f"--grid {d}: no cell finished every training seed")
+    best = scores["mean"].max()
+    near = set(scores.index[scores["mean"] >= best - args.tolerance])
+    cells = ", ".join(f"{k} {list(v)}" for k, v in grid.values.items())
+    print(f"grid: {len(scores)} cells ({cells}) x training seeds {train_seeds}")
+    print(f"target: the best cell's mean {best:.3f} ({scores['mean'].idxmax()}); "
+          f"{len(near)} of {len(scores)} cells within {args.tolerance:.3f} of it")
+    if scores["std"].notna().any():
+        print(f"training-seed noise: a cell's runs differ by a standard deviation of "
+              f"{scores['std'].median():.3f} (median over cells)")
+    by_cell = _curves_by_cell(curves)
+    found: dict[str, list[int | None]] = {m: [] for m in METHODS}
+    returned: dict[str, list[int | None]] = {m: [] for m in METHODS}
+    spent: dict[str, list[int]] = {m: [] for m in METHODS}
+    for seed in seeds:
+        for name, (sampler, scheduler) in METHODS.items():
+            t0 = time.perf_counter()
+            r = replay_sweep(raw, grid, by_cell, sampler, scheduler, seed, args)
+            found[name].append(epochs_to_found(r, near, study.epochs))
+            returned[name].append(epochs_to_returned(r, near, study.epochs))
+            spent[name].append(len(r))
+            print(f"{name} seed {seed}: {len(r)} trial-epochs, found at {found[name][-1]}, "
+                  f"returned at {returned[name][-1]} ({time.perf_counter() - t0:.0f} s)",
+                  flush=True)
+    for label, needed in (("found", found), ("returned", returned)):
+        bounds = {m: median_bounds(needed[m], spent[m]) for m in METHODS}
+        for m in METHODS:
+            reached = sum(n is not None for n in needed[m])
+            print(f"{label:<8} {m:<12} median trial-epochs {median_text(*bounds[m])} "
+                  f"({reached} of {len(seeds)} runs reached it; mean budget "
+                  f"{statistics.mean(spent[m]):.0f})")
+        print(f"{label:<8} {ratio_text(bounds['tpe+asha'], bounds['random+fifo'])}")
+    return 0

@@ -1,0 +1,132 @@
+"""bench.perf replay: the grid (cells, snapping, scores), the counts, and a real end-to-end run."""
+from __future__ import annotations
+
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from bench.cli import run_main
+from bench.perf.__main__ import main
+from bench.perf.grid import Grid, cell_scores, cell_values, grid_runs, make_grid
+from bench.perf.replay import epochs_to_found, epochs_to_returned, seed_list
+from bench.search.spaces import load_study
+
+ROOT = Path(__file__).resolve().parents[1]
+ADAMW = ROOT / "search_spaces" / "adamw.yaml"
+
+
+def test_cells_split_a_range_into_equal_widths_log_or_linear():
+    study = load_study(ADAMW)
+    p = {q.key: q for q in study.params}
+    lr = cell_values(p["optim.lr"], 4)  # 3e-4..3e-2 in log: factor 100 ** (1/4) per cell
+    assert lr == pytest.approx([3e-4 * 10 ** (0.5 * (i + 0.5)) for i in range(4)], rel=1e-3)
+    assert cell_values(p["model.dropout"], 2) == (0.125, 0.375)
+    assert cell_values(p["data.augment"], 0) == (True, False)
+
+
+def test_a_trial_falls_in_the_nearest_cell():
+    grid = Grid({"optim.lr": (1e-3, 1e-2), "data.augment": (True, False)},
+                {"optim.lr": True, "data.augment": False})
+    # 3e-3 is nearer 1e-3 than 1e-2 on a log scale (ratio 3 against 3.33), not on a linear one
+    a = grid.snap({"optim.lr": 3e-3, "data.augment": False})
+    assert a == grid.snap({"optim.lr": 1e-3, "data.augment": False})
+    assert a != grid.snap({"optim.lr": 3.3e-3, "data.augment": False})
+    with pytest.raises(ValueError, match="not a cell"):
+        grid.snap({"optim.lr": 1e-3, "data.augment": "maybe"})
+    assert len(grid.cells()) == 4 and len({grid.snap(c) for c in grid.cells()}) == 4
+
+
+@pytest.mark.parametrize("counts, message", [
+    ({"optim.lr": 3}, "optim.weight_decay: give its number of cells"),
+    ({"optim.lr": 3, "optim.weight_decay": 2, "model.dropout": 2, "optim.lrr": 2},
+     "--cells optim.lrr: not a searched key"),
+    ({"optim.lr": 0, "optim.weight_decay": 2, "model.dropout": 2}, "--cells optim.lr=0"),
+])
+def test_a_grid_needs_cells_for_every_numeric_key(counts, message):
+    from bench.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=message):
+        make_grid(load_study(ADAMW), counts)
+
+
+def test_grid_runs_are_seed_major_with_every_cell_per_seed():
+    study = load_study(ADAMW)
+    grid = make_grid(study, {"optim.lr": 3, "optim.weight_decay": 1, "model.dropout": 1})
+    runs = grid_runs(study, grid, [0, 1])
+    assert len(runs) == 2 * 3 * 2  # 3 lr x 2 augment cells, 2 seeds
+    assert [r["__seed"] for r in runs] == [0] * 6 + [1] * 6
+
+
+def test_a_cell_scores_its_mean_over_seeds_and_a_missing_seed_is_no_score():
+    rows = [("a", 0, 2, 0.60), ("a", 1, 2, 0.70), ("b", 0, 2, 0.90), ("b", 1, 1, 0.10),
+            ("c", 0, 2, 0.50), ("c", 1, 2, math.nan)]
+    curves = pd.DataFrame(rows, columns=["cell", "seed", "epoch", "value"])
+    scores = cell_scores(curves, 2, [0, 1])
+    assert scores.loc["a", "mean"] == pytest.approx(0.65)
+    assert scores.loc["a", "std"] == pytest.approx(0.0707, abs=1e-4)
+    assert math.isnan(scores.loc["b", "mean"])  # seed 1 never reached epoch 2
+    assert math.isnan(scores.loc["c", "mean"])  # seed 1 diverged
+    assert scores["mean"].idxmax() == "a"
+
+
+def test_found_counts_to_a_finished_near_best_trial_returned_to_the_best_finished():
+    # two epochs per trial; "x" is near-best, "y" is not but one of its runs was lucky
+    reports = pd.DataFrame([
+        ("y", 1, 0.50), ("x", 1, 0.40), ("y", 2, 0.80), ("x", 2, 0.70), ("x", 1, 0.50),
+        ("x", 2, 0.85)], columns=["cell", "epoch", "value"])
+    assert epochs_to_found(reports, {"x"}, 2) == 4   # x's first finish (an early x: not yet)
+    assert epochs_to_returned(reports, {"x"}, 2) == 6  # 0.70 < y's lucky 0.80: not returned
+    assert epochs_to_found(reports, {"z"}, 2) is None
+    assert epochs_to_returned(reports.iloc[:4], {"x"}, 2) is None
+
+
+def test_seed_lists_take_ranges():
+    assert seed_list("--seeds", "0-3,7") == [0, 1, 2, 3, 7]
+    from bench.errors import ConfigError
+    with pytest.raises(ConfigError, match="--seeds 'a': give integers and ranges"):
+        seed_list("--seeds", "a")
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--cells", "optim.lr"], "--cells expects KEY=N"),
+    (["--fix", "optim.momentum=0.9"], "--fix optim.momentum: not a searched key"),
+    (["--cells", "optim.lr=3"], "optim.weight_decay: give its number of cells"),
+    (["--seeds", "x"], "--seeds 'x'"),
+])
+def test_perf_replay_user_errors_are_one_line(args, message, tmp_path, capsys):
+    with pytest.raises(SystemExit) as e:
+        run_main(main, ["replay", "--grid", str(tmp_path / "g"), *args])
+    err = capsys.readouterr().err
+    assert e.value.code == 2 and err.count("\n") == 1 and message in err, err
+
+
+def _replay(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "bench.perf", "replay", *args],
+                          capture_output=True, text=True, cwd=ROOT, timeout=900)
+
+
+@pytest.mark.slow
+def test_perf_replay_trains_a_grid_once_and_replays_real_sweeps_on_it(tmp_path):
+    grid = ["--grid", str(tmp_path / "g"), "--space", "search_spaces/smoke.yaml",
+            "--cells", "loss.tau=1", "--fix", "optim.rho=0.05", "--train-seeds", "0,1"]
+    p = _replay(*grid, "--seeds", "0", "--trials", "3", "--epoch-s", "0")
+    assert p.returncode == 0, p.stderr
+    assert "training the grid: 2 cells x 2 seeds = 4 runs" in p.stdout, p.stdout
+    curves = pd.read_csv(tmp_path / "g" / "curves.csv")
+    assert len(curves) == 2 * 2 * 2 and set(curves["seed"]) == {0, 1}  # cells x seeds x epochs
+    for needle in ("target: the best cell's mean", "training-seed noise",
+                   "tpe+asha seed 0: ", "random+fifo seed 0: ",
+                   "found    ratio tpe+asha / random+fifo:",
+                   "returned ratio tpe+asha / random+fifo:"):
+        assert needle in p.stdout, p.stdout
+    # the second call reads the grid back: no training, only replays
+    p = _replay(*grid, "--seeds", "1", "--trials", "2", "--epoch-s", "0")
+    assert p.returncode == 0 and "training the grid" not in p.stdout, p.stdout + p.stderr
+    assert "tpe+asha seed 1: " in p.stdout and "(1 of 1 runs" in p.stdout, p.stdout
+    # another grid in the same folder is refused, in one line, before anything runs
+    p = _replay(*grid[:-2], "--train-seeds", "0", "--seeds", "0")
+    assert p.returncode == 2 and "holds another grid" in p.stderr, p.stderr
