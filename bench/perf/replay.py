@@ -31,7 +31,8 @@ import yaml
 from bench.config import read_yaml
 from bench.errors import ConfigError
 from bench.perf.grid import Grid, cell_scores, grid_runs, make_grid, read_curves
-from bench.perf.search import METHODS, ROOT, median_bounds, median_text, ratio_text
+from bench.perf.search import (METHODS, ROOT, median_bounds, median_text, ratio_text,
+                               with_method)
 from bench.runs import atomic_write_text
 from bench.search.spaces import Study, decode_params, study_from_dict, with_base_sets
 
@@ -160,14 +161,8 @@ def replay_sweep(raw: dict[str, Any], grid: Grid, curves: dict[str, list[list[fl
 
     from bench.search.run import records, run_phase
 
-    raw = dict(raw, trials=args.trials, search={**(raw.get("search") or {}), "sampler": sampler,
-                                                "seed": seed})
-    if args.startup_trials is not None:
-        raw["search"]["startup_trials"] = args.startup_trials
-    raw["scheduler"] = ({"name": "fifo"} if scheduler == "fifo" else
-                        {**(raw.get("scheduler") or {}), "name": "asha"})
-    if scheduler == "asha" and args.grace_period is not None:
-        raw["scheduler"]["grace_period"] = args.grace_period
+    raw = with_method(dict(raw, trials=args.trials), sampler, scheduler, seed,
+                      startup_trials=args.startup_trials, grace_period=args.grace_period)
     study = study_from_dict(raw, name=f"replay-{sampler}-{scheduler}-{seed}", source=args.space)
     fn = tune.with_parameters(replay_trial, study=study, grid=grid, curves=curves,
                               epoch_s=args.epoch_s, salt=seed)

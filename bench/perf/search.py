@@ -66,16 +66,23 @@ def add_arguments(ap: argparse.ArgumentParser) -> None:
                     "finished ones (default: a temporary folder, removed)")
 
 
-def _study_raw(args: argparse.Namespace, sampler: str, scheduler: str, seed: int) -> dict:
-    raw = with_base_sets(read_yaml(args.space), args.overrides)
-    raw["search"] = {**(raw.get("search") or {}), "sampler": sampler, "seed": seed}
-    if args.startup_trials is not None:
-        raw["search"]["startup_trials"] = args.startup_trials
+def with_method(raw: dict, sampler: str, scheduler: str, seed: int, *,
+                startup_trials: int | None, grace_period: int | None) -> dict:
+    """A copy of a raw study searched by one method (of METHODS) at one searcher seed."""
+    raw = dict(raw, search={**(raw.get("search") or {}), "sampler": sampler, "seed": seed})
+    if startup_trials is not None:
+        raw["search"]["startup_trials"] = startup_trials
     raw["scheduler"] = {**(raw.get("scheduler") or {}), "name": scheduler}
     if scheduler == "fifo":  # FIFO has no grace period: equal studies whatever ASHA's is
         raw["scheduler"] = {"name": "fifo"}
-    elif args.grace_period is not None:
-        raw["scheduler"]["grace_period"] = args.grace_period
+    elif grace_period is not None:
+        raw["scheduler"]["grace_period"] = grace_period
+    return raw
+
+
+def _study_raw(args: argparse.Namespace, sampler: str, scheduler: str, seed: int) -> dict:
+    raw = with_method(with_base_sets(read_yaml(args.space), args.overrides), sampler, scheduler,
+                      seed, startup_trials=args.startup_trials, grace_period=args.grace_period)
     raw.update(concurrency=args.concurrency, baselines=[], seeds=[0])
     if args.trials is not None:
         raw["trials"] = args.trials
