@@ -69,6 +69,28 @@ def test_median_bounds_and_verdict_with_runs_that_never_reached_the_target():
     assert ratio_verdict((15, 15), (61, math.inf))[2] == "met"
 
 
+def test_ratio_interval_resamples_seed_pairs_and_counts_unreached_runs_as_endless():
+    import math
+
+    from bench.perf.search import ratio_ci
+
+    assert ratio_ci([10] * 5, [40] * 5) == (0.25, 0.25)  # no spread: a point
+    # every seed's pair has ratio 1/4, however far apart the seeds are: resampled in
+    # pairs, every resample's ratio is 1/4 (apart, it would spread)
+    assert ratio_ci([10, 20, 40, 80, 160], [40, 80, 160, 320, 640]) == (0.25, 0.25)
+    lo, hi = ratio_ci([10, 20, 40, 80, 160], [640, 40, 320, 80, 160])  # same runs, unpaired
+    assert 10 / 640 <= lo < 0.25 < hi <= 1.0
+    # TPE never reached the target: its median is endless, the ratio too
+    assert ratio_ci([None] * 4, [40, 50, 60, 70]) == (math.inf, math.inf)
+    assert ratio_ci([10, 12, 14, 16], [None] * 4) == (0.0, 0.0)
+    assert all(math.isnan(x) for x in ratio_ci([None, None], [None, None]))
+    # one endless run of ten per method: rarely a resample's median, so a finite interval
+    tpe = [30, 40, 50, None, 35, 45, 60, 25, 55, 20]
+    rand = [90, 160, 100, 120, 200, None, 80, 140, 110, 130]
+    lo, hi = ratio_ci(tpe, rand)
+    assert 0 < lo < 0.33 < hi < math.inf and ratio_ci(tpe, rand) == (lo, hi)  # seeded
+
+
 def test_best_known_configuration_is_the_best_mean_of_fresh_runs():
     import math
 

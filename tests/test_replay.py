@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import math
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -96,6 +97,7 @@ def test_seed_lists_take_ranges():
     (["--fix", "optim.momentum=0.9"], "--fix optim.momentum: not a searched key"),
     (["--cells", "optim.lr=3"], "optim.weight_decay: give its number of cells"),
     (["--seeds", "x"], "--seeds 'x'"),
+    (["--workers", "0"], "--workers 0: give 1 or more"),
 ])
 def test_perf_replay_user_errors_are_one_line(args, message, tmp_path, capsys):
     with pytest.raises(SystemExit) as e:
@@ -104,9 +106,9 @@ def test_perf_replay_user_errors_are_one_line(args, message, tmp_path, capsys):
     assert e.value.code == 2 and err.count("\n") == 1 and message in err, err
 
 
-def _replay(*args: str) -> subprocess.CompletedProcess:
+def _replay(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "bench.perf", "replay", *args],
-                          capture_output=True, text=True, cwd=ROOT, timeout=900)
+                          capture_output=True, text=True, cwd=ROOT, timeout=900, env=env)
 
 
 @pytest.mark.slow
@@ -130,3 +132,60 @@ def test_perf_replay_trains_a_grid_once_and_replays_real_sweeps_on_it(tmp_path):
     # another grid in the same folder is refused, in one line, before anything runs
     p = _replay(*grid[:-2], "--train-seeds", "0", "--seeds", "0")
     assert p.returncode == 2 and "holds another grid" in p.stderr, p.stderr
+
+
+@pytest.mark.slow
+def test_a_grid_trained_in_local_processes_needs_no_ray_matches_tune_and_resumes(tmp_path):
+    """--workers: the same loop as a Tune trial, so the same curves as the Tune-trained grid."""
+    grid = ["--space", "search_spaces/smoke.yaml", "--cells", "loss.tau=1",
+            "--fix", "optim.rho=0.05", "--train-seeds", "0,1", "--train-only"]
+    p = _replay("--grid", str(tmp_path / "tune"), *grid)
+    assert p.returncode == 0, p.stderr
+    # Ray and Optuna made unimportable, as on a GPU box that lacks them
+    blocker = tmp_path / "noray"
+    blocker.mkdir()
+    (blocker / "sitecustomize.py").write_text(
+        "import sys\nfor m in ('ray', 'optuna'):\n    sys.modules[m] = None\n")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(blocker), str(ROOT)])}
+    local = tmp_path / "local"
+    p = _replay("--grid", str(local), *grid, "--workers", "2", env=env)
+    assert p.returncode == 0, p.stderr
+    assert "training the grid: 2 cells x 2 seeds = 4 runs" in p.stdout, p.stdout
+    assert "grid run 4/4 done" in p.stdout and "target: the best cell's mean" in p.stdout
+
+    def curves(d: Path) -> pd.DataFrame:
+        c = pd.read_csv(d / "curves.csv")
+        return c.sort_values(["cell", "seed", "epoch"], ignore_index=True)
+
+    assert len(curves(local)) == 2 * 2 * 2
+    pd.testing.assert_frame_equal(curves(local), curves(tmp_path / "tune"))
+    # cut short: one run's curve and the table lost; the next call trains only that run
+    first = curves(local)
+    (local / "curves.csv").unlink()
+    sorted((local / "local").glob("seed1-*.json"))[0].unlink()
+    p = _replay("--grid", str(local), *grid, "--workers", "2", env=env)
+    assert p.returncode == 0, p.stderr
+    assert "3 of 4 grid runs already done" in p.stdout and "grid run 4/4 done" in p.stdout
+    pd.testing.assert_frame_equal(curves(local), first)
+
+
+SHIPPED_GRID = ROOT / "search_spaces" / "grids" / "adamw-h200"
+SHIPPED_CELLS = ["--cells", "optim.lr=8", "--cells", "optim.weight_decay=3",
+                 "--cells", "model.dropout=2"]
+
+
+def test_the_shipped_grid_is_still_the_grid_of_adamw_yaml_and_complete():
+    """The README's replay numbers come from this grid: a change to adamw.yaml must show here."""
+    import argparse
+
+    from bench.perf import replay
+
+    ap = argparse.ArgumentParser()
+    replay.add_arguments(ap)
+    args = ap.parse_args(["--grid", str(SHIPPED_GRID), *SHIPPED_CELLS])
+    _, study, grid, seeds = replay.open_grid(args, SHIPPED_GRID)  # refuses another grid
+    curves = pd.read_csv(SHIPPED_GRID / "curves.csv")
+    scores = cell_scores(curves, study.epochs, seeds)
+    assert len(grid.cells()) == 96 and len(scores) == 96 and scores["mean"].notna().all()
+    assert set(scores.index) == {grid.snap(c) for c in grid.cells()}
+    assert scores["mean"].max() == pytest.approx(0.751, abs=5e-4)  # the README's target

@@ -4,14 +4,16 @@
 half an hour per sweep on 2 CPUs, too few of them reach the best configuration
 to give a ratio. Here the learning curves are measured once on a grid
 (bench/perf/grid.py: every cell at every training seed, kept in `--grid DIR`,
-resumable), then for many searcher seeds both methods run as real Tune sweeps
-(OptunaSearch TPE + ASHA, random + FIFO: the sweep's own searcher, scheduler
-and concurrency) whose trials replay the curve of their cell at one of the
-seeds, a short sleep per epoch. A cell's score is its mean over the seeds, the
-best cell's mean is the target, and a run reaches it when a trial of a cell
-within `--tolerance` of it finishes its last epoch ("found"); "returned" counts
-until the best finished trial so far is such a cell, what the sweep would hand
-back. Prints the median trial-epochs per method and their ratio (goal <= 1/3).
+resumable; as a Tune experiment, or with `--workers N` in local processes that
+need no Ray, bench/perf/grid_local.py), then for many searcher seeds both
+methods run as real Tune sweeps (OptunaSearch TPE + ASHA, random + FIFO: the
+sweep's own searcher, scheduler and concurrency) whose trials replay the curve
+of their cell at one of the seeds, a short sleep per epoch. A cell's score is
+its mean over the seeds, the best cell's mean is the target, and a run reaches
+it when a trial of a cell within `--tolerance` of it finishes its last epoch
+("found"); "returned" counts until the best finished trial so far is such a
+cell, what the sweep would hand back. Prints the median trial-epochs per
+method and their ratio (goal <= 1/3).
 """
 from __future__ import annotations
 
@@ -31,8 +33,8 @@ import yaml
 from bench.config import read_yaml
 from bench.errors import ConfigError
 from bench.perf.grid import Grid, cell_scores, grid_runs, make_grid, read_curves
-from bench.perf.search import (METHODS, ROOT, median_bounds, median_text, ratio_text,
-                               with_method)
+from bench.perf.search import (METHODS, ROOT, median_bounds, median_text, ratio_ci,
+                               ratio_text, with_method)
 from bench.runs import atomic_write_text
 from bench.search.spaces import Study, decode_params, study_from_dict, with_base_sets
 
@@ -57,6 +59,12 @@ def add_arguments(ap: argparse.ArgumentParser) -> None:
     ap.add_argument("--concurrency", type=int, help="default: the space's")
     ap.add_argument("--startup-trials", type=int, help="TPE's random start (default: the space's)")
     ap.add_argument("--grace-period", type=int, help="ASHA's grace period (default: the space's)")
+    ap.add_argument("--workers", type=int, metavar="N",
+                    help="train the grid in N local processes, without Ray (a GPU box, say: "
+                         "train.device auto puts every run on its GPU); default: Ray Tune")
+    ap.add_argument("--train-only", action="store_true",
+                    help="train (or resume) the grid, print its summary and stop (no Ray needed "
+                         "with --workers)")
 
 
 def seed_list(flag: str, text: str) -> list[int]:
@@ -120,17 +128,29 @@ def open_grid(args: argparse.Namespace, d: Path) -> tuple[dict[str, Any], Study,
     return raw, study, grid, seeds
 
 
-def train_grid(study: Study, grid: Grid, seeds: list[int], d: Path) -> pd.DataFrame:
-    """Train (or resume) every cell at every training seed; the tidy curves, also kept in d."""
+def train_grid(study: Study, grid: Grid, seeds: list[int], d: Path, *,
+               workers: int | None = None) -> pd.DataFrame:
+    """Train (or resume) every cell at every training seed; the tidy curves, also kept in d.
+
+    With `workers`, in that many local processes (grid_local.py), else as a Tune experiment.
+    """
     from bench.engine import build_split
-    from bench.search.run import phase_path, run_phase
 
     runs = grid_runs(study, grid, seeds)
     print(f"training the grid: {len(runs) // len(seeds)} cells x {len(seeds)} seeds "
           f"= {len(runs)} runs into {d}", flush=True)
-    build_split(study.base_config(), "train")
-    run_phase(study, d, "grid", log=lambda m: print(m, flush=True), runs=runs, label="grid run")
-    curves = read_curves(phase_path(d, "grid"), study, grid, study.objective.reported[0])
+    build_split(study.base_config(), "train")  # the data set is written once, before the runs
+    log = lambda m: print(m, flush=True)  # noqa: E731
+    if workers is not None:
+        from bench.perf.grid_local import train_local
+
+        curves = train_local(study, grid, runs, d, workers=workers, log=log)
+    else:
+        from bench.search.run import init_ray, phase_path, run_phase
+
+        init_ray(address=None, num_cpus=None, num_gpus=None)
+        run_phase(study, d, "grid", log=log, runs=runs, label="grid run")
+        curves = read_curves(phase_path(d, "grid"), study, grid, study.objective.reported[0])
     if curves[["cell", "seed"]].drop_duplicates().shape[0] != len(runs):
         raise ConfigError(f"--grid {d}: the grid's runs did not all report; run again")
     atomic_write_text(d / CURVES_FILE, curves.to_csv(index=False))
@@ -205,10 +225,12 @@ def run(args: argparse.Namespace) -> int:
     d = Path(args.grid).absolute()
     if d.exists() and not d.is_dir():
         raise ConfigError(f"--grid {args.grid}: not a folder")
+    if args.workers is not None and args.workers < 1:
+        raise ConfigError(f"--workers {args.workers}: give 1 or more")
     raw, study, grid, train_seeds = open_grid(args, d)
-    init_ray(address=None, num_cpus=None, num_gpus=None)
     kept = d / CURVES_FILE
-    curves = (pd.read_csv(kept) if kept.is_file() else train_grid(study, grid, train_seeds, d))
+    curves = (pd.read_csv(kept) if kept.is_file()
+              else train_grid(study, grid, train_seeds, d, workers=args.workers))
     scores = cell_scores(curves, study.epochs, train_seeds)
     if scores["mean"].isna().all():
         raise ConfigError(f"--grid {d}: no cell finished every training seed")
@@ -221,6 +243,9 @@ def run(args: argparse.Namespace) -> int:
     if scores["std"].notna().any():
         print(f"training-seed noise: a cell's runs differ by a standard deviation of "
               f"{scores['std'].median():.3f} (median over cells)")
+    if args.train_only:
+        return 0
+    init_ray(address=None, num_cpus=None, num_gpus=None)
     by_cell = _curves_by_cell(curves)
     found: dict[str, list[int | None]] = {m: [] for m in METHODS}
     returned: dict[str, list[int | None]] = {m: [] for m in METHODS}
@@ -243,4 +268,7 @@ def run(args: argparse.Namespace) -> int:
                   f"({reached} of {len(seeds)} runs reached it; mean budget "
                   f"{statistics.mean(spent[m]):.0f})")
         print(f"{label:<8} {ratio_text(bounds['tpe+asha'], bounds['random+fifo'])}")
+        lo, hi = ratio_ci(needed["tpe+asha"], needed["random+fifo"])
+        print(f"{label:<8} 95 % interval of the ratio (paired bootstrap over the "
+              f"{len(seeds)} searcher seeds): {lo:.2f} to {hi:.2f}")
     return 0

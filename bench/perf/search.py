@@ -153,6 +153,33 @@ def ratio_text(tpe: tuple[float, float], rand: tuple[float, float]) -> str:
     return f"ratio tpe+asha / random+fifo: {shown} (goal <= 0.33: {verdict})"
 
 
+def ratio_ci(tpe: list[int | None], rand: list[int | None], *, level: float = 0.95,
+             n_boot: int = 10_000, seed: int = 0) -> tuple[float, float]:
+    """Paired bootstrap interval for median(tpe) / median(rand) over searcher seeds.
+
+    Why: with one near-best cell in a hundred, a run's count is mostly the luck
+    of its seed, and a ratio of two medians over a few dozen seeds moves by a
+    lot; the interval says whether the goal is clear of that. Both methods of a
+    searcher seed share its random start, so seeds are resampled in pairs. A run
+    that never reached the target counts as infinitely long; resamples where
+    both medians are infinite have no ratio and are left out.
+    """
+    import numpy as np
+
+    if len(tpe) != len(rand) or not tpe:
+        raise ValueError(f"need one pair per searcher seed, got {len(tpe)} and {len(rand)}")
+    a = np.array([math.inf if n is None else n for n in tpe], dtype=float)
+    b = np.array([math.inf if n is None else n for n in rand], dtype=float)
+    idx = np.random.default_rng(seed).integers(0, len(a), size=(n_boot, len(a)))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        r = np.median(a[idx], axis=1) / np.median(b[idx], axis=1)  # (n_boot,)
+    r = r[~np.isnan(r)]
+    if not len(r):
+        return math.nan, math.nan
+    lo, hi = np.quantile(r, [(1 - level) / 2, (1 + level) / 2], method="inverted_cdf")
+    return float(lo), float(hi)
+
+
 def rank_agreement(reports: pd.DataFrame) -> pd.Series:
     """Spearman correlation, over trials, of the value at epoch k with the final value.
 
