@@ -25,7 +25,8 @@ from bench.perf.best_known import config_key
 from bench.search.spaces import Param, Study, decode_params
 from bench.search.trainable import SEED_KEY
 
-__all__ = ["Grid", "cell_values", "make_grid", "grid_runs", "read_curves", "cell_scores"]
+__all__ = ["Grid", "cell_values", "make_grid", "grid_runs", "run_cell", "read_curves",
+           "cell_scores"]
 
 
 def cell_values(p: Param, n: int) -> tuple[Any, ...]:
@@ -102,15 +103,20 @@ def grid_runs(study: Study, grid: Grid, seeds: list[int]) -> list[dict[str, Any]
             for s in seeds for cell in grid.cells()]
 
 
+def run_cell(study: Study, grid: Grid, run: Mapping[str, Any]) -> tuple[str, int]:
+    """(cell, training seed) of one grid run, as `grid_runs` encoded it."""
+    values = decode_params(study, {k: v for k, v in run.items() if not k.startswith("__")})
+    return grid.snap(values), int(run[SEED_KEY])
+
+
 def read_curves(folder: Path, study: Study, grid: Grid, objective: str) -> pd.DataFrame:
     """Tidy learning curves (cell, seed, epoch, value) from a grid's Tune trial folders."""
     rows = []
     for f in sorted(folder.glob("*/result.json")):
         for line in f.read_text().splitlines():
             r = json.loads(line)
-            run = (r.get("config") or {}).get("__run") or {}
-            values = decode_params(study, {k: v for k, v in run.items() if not k.startswith("__")})
-            rows.append({"cell": grid.snap(values), "seed": int(run[SEED_KEY]),
+            cell, seed = run_cell(study, grid, (r.get("config") or {}).get("__run") or {})
+            rows.append({"cell": cell, "seed": seed,
                          "epoch": int(r["epoch"]), "value": float(r.get(objective, math.nan))})
     return pd.DataFrame(rows, columns=["cell", "seed", "epoch", "value"])
 

@@ -20,9 +20,9 @@ from typing import Any, Callable
 
 import pandas as pd
 
-from bench.perf.grid import Grid
+from bench.perf.grid import Grid, run_cell
 from bench.runs import atomic_write_text
-from bench.search.spaces import Study, decode_params
+from bench.search.spaces import Study
 from bench.search.trainable import SEED_KEY, config_of_trial, trial_epochs
 
 __all__ = ["run_curve", "train_local", "LOCAL_DIR"]
@@ -74,8 +74,6 @@ def train_local(study: Study, grid: Grid, runs: list[dict[str, Any]], d: Path, *
     rows = []
     for run in runs:
         kept = json.loads(_run_file(d, run).read_text())
-        values = decode_params(study, {k: v for k, v in run.items() if not k.startswith("__")})
-        cell = grid.snap(values)
-        rows += [{"cell": cell, "seed": int(run[SEED_KEY]), "epoch": e, "value": v}
-                 for e, v in kept["curve"]]
+        cell, seed = run_cell(study, grid, run)
+        rows += [{"cell": cell, "seed": seed, "epoch": e, "value": v} for e, v in kept["curve"]]
     return pd.DataFrame(rows, columns=["cell", "seed", "epoch", "value"])
