@@ -98,6 +98,7 @@ def test_seed_lists_take_ranges():
     (["--cells", "optim.lr=3"], "optim.weight_decay: give its number of cells"),
     (["--seeds", "x"], "--seeds 'x'"),
     (["--workers", "0"], "--workers 0: give 1 or more"),
+    (["--jobs", "2"], "--jobs 2: give 1 or more, and more than 1 only with --engine sim"),
 ])
 def test_perf_replay_user_errors_are_one_line(args, message, tmp_path, capsys):
     with pytest.raises(SystemExit) as e:
@@ -189,3 +190,82 @@ def test_the_shipped_grid_is_still_the_grid_of_adamw_yaml_and_complete():
     assert len(grid.cells()) == 96 and len(scores) == 96 and scores["mean"].notna().all()
     assert set(scores.index) == {grid.snap(c) for c in grid.cells()}
     assert scores["mean"].max() == pytest.approx(0.751, abs=5e-4)  # the README's target
+
+
+def _shipped(*extra: str):
+    """(raw, grid, curves by cell, args) of the shipped grid, parsed as the CLI does."""
+    import argparse
+
+    from bench.perf import replay
+
+    ap = argparse.ArgumentParser()
+    replay.add_arguments(ap)
+    args = ap.parse_args(["--grid", str(SHIPPED_GRID), *SHIPPED_CELLS, *extra])
+    raw, _, grid, _ = replay.open_grid(args, SHIPPED_GRID)
+    return raw, grid, replay._curves_by_cell(pd.read_csv(SHIPPED_GRID / "curves.csv")), args
+
+
+def _by_trial_order(reports: pd.DataFrame) -> pd.DataFrame:
+    """Trials renamed 0, 1, ... in the order they first report; the clock dropped."""
+    order = {t: i for i, t in enumerate(dict.fromkeys(reports["trial"]))}
+    return reports.assign(trial=reports["trial"].map(order)).drop(columns="t") \
+        .reset_index(drop=True)
+
+
+@pytest.mark.parametrize("sampler, scheduler", [("tpe", "asha"), ("random", "fifo")])
+def test_a_simulated_sweep_is_a_function_of_its_seed_and_keeps_the_sweep_rules(
+        sampler, scheduler):
+    from bench.perf.replay import replay_sweep
+
+    raw, grid, curves, args = _shipped("--engine", "sim", "--trials", "30")
+    a = replay_sweep(raw, grid, curves, sampler, scheduler, 5, args)
+    b = replay_sweep(raw, grid, curves, sampler, scheduler, 5, args)
+    pd.testing.assert_frame_equal(a, b)
+    assert a["trial"].nunique() == 30
+    for t in sorted(set(a["t"])):  # never more trials at once than the space's concurrency
+        assert ((a["t"] == t).sum()) <= 2
+    last = a.groupby("trial")["epoch"].agg(["max", "count"])
+    assert (last["max"] == last["count"]).all()  # epochs 1..k, none skipped
+    if scheduler == "fifo":
+        assert (last["max"] == 6).all() and len(a) == 30 * 6
+    else:  # ASHA's one rung at the grace period, 3: a trial stops there or runs to 6
+        assert set(last["max"]) == {3, 6}
+    c = replay_sweep(raw, grid, curves, sampler, scheduler, 6, args)
+    assert not a[["cell", "value"]].equals(c[["cell", "value"]])  # another seed, another sweep
+
+
+@pytest.mark.slow
+def test_one_trial_at_a_time_the_simulated_sweep_is_the_tune_sweep_report_for_report():
+    """At concurrency 1 timing decides nothing, so the virtual clock must give exactly what
+    Tune's controller does: same suggestions, same ASHA stops, same values told to TPE."""
+    import ray
+
+    from bench.perf.replay import replay_sweep
+    from bench.search.run import init_ray
+
+    init_ray(address=None, num_cpus=2, num_gpus=None)
+    try:
+        for sampler, scheduler in (("tpe", "asha"), ("random", "fifo")):
+            out = {}
+            for engine in ("tune", "sim"):
+                raw, grid, curves, args = _shipped("--engine", engine, "--trials", "12",
+                                                   "--concurrency", "1", "--epoch-s", "0")
+                out[engine] = _by_trial_order(
+                    replay_sweep(raw, grid, curves, sampler, scheduler, 3, args))
+            pd.testing.assert_frame_equal(out["tune"], out["sim"])
+            if scheduler == "asha":  # the comparison covered early stops
+                assert (out["sim"].groupby("trial")["epoch"].max() == 3).any()
+    finally:
+        ray.shutdown()
+
+
+def test_replaying_seeds_in_parallel_gives_the_serial_counts():
+    args = ["--grid", str(SHIPPED_GRID), *SHIPPED_CELLS, "--engine", "sim", "--seeds", "0-1",
+            "--trials", "12"]
+
+    def per_seed(p: subprocess.CompletedProcess) -> list[str]:
+        assert p.returncode == 0, p.stderr
+        return [line.rsplit(" (", 1)[0] for line in p.stdout.splitlines() if " seed " in line]
+
+    serial, parallel = per_seed(_replay(*args)), per_seed(_replay(*args, "--jobs", "2"))
+    assert len(serial) == 4 and serial == parallel

@@ -6,9 +6,12 @@ to give a ratio. Here the learning curves are measured once on a grid
 (bench/perf/grid.py: every cell at every training seed, kept in `--grid DIR`,
 resumable; as a Tune experiment, or with `--workers N` in local processes that
 need no Ray, bench/perf/grid_local.py), then for many searcher seeds both
-methods run as real Tune sweeps (OptunaSearch TPE + ASHA, random + FIFO: the
-sweep's own searcher, scheduler and concurrency) whose trials replay the curve
-of their cell at one of the seeds, a short sleep per epoch. A cell's score is
+methods run sweeps (OptunaSearch TPE + ASHA, random + FIFO: the sweep's own
+searcher, scheduler and concurrency) whose trials replay the curve of their
+cell at one of the seeds: real Tune experiments with a short sleep per epoch
+(`--engine tune`), or the same searcher and scheduler on a virtual clock
+(`--engine sim`, bench/perf/simulate.py: deterministic, seconds per sweep,
+`--jobs` seeds at once). A cell's score is
 its mean over the seeds, the best cell's mean is the target, and a run reaches
 it when a trial of a cell within `--tolerance` of it finishes its last epoch
 ("found"); "returned" counts until the best finished trial so far is such a
@@ -18,12 +21,16 @@ method and their ratio (goal <= 1/3).
 from __future__ import annotations
 
 import argparse
+import contextlib
+import functools
 import hashlib
 import json
 import math
+import multiprocessing
 import statistics
 import tempfile
 import time
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -55,7 +62,12 @@ def add_arguments(ap: argparse.ArgumentParser) -> None:
     ap.add_argument("--seeds", default="0-9", help="searcher seeds, e.g. 0-9 or 0,1,2")
     ap.add_argument("--trials", type=int, default=24, help="trials per replayed sweep")
     ap.add_argument("--tolerance", type=float, default=0.01, help="WAR points / 100")
-    ap.add_argument("--epoch-s", type=float, default=0.1, help="replay sleep per epoch")
+    ap.add_argument("--engine", choices=("tune", "sim"), default="tune",
+                    help="tune: every sweep a real Tune experiment; sim: the same searcher and "
+                         "scheduler on a virtual clock, deterministic, seconds per sweep")
+    ap.add_argument("--epoch-s", type=float, default=0.1, help="replay sleep per epoch (tune)")
+    ap.add_argument("--jobs", type=int, default=1, metavar="N",
+                    help="searcher seeds replayed in N processes at once (sim)")
     ap.add_argument("--concurrency", type=int, help="default: the space's")
     ap.add_argument("--startup-trials", type=int, help="TPE's random start (default: the space's)")
     ap.add_argument("--grace-period", type=int, help="ASHA's grace period (default: the space's)")
@@ -103,12 +115,19 @@ def grid_study(args: argparse.Namespace) -> tuple[dict[str, Any], Study, Grid]:
                               f"(searched: {', '.join(params)})")
     raw["params"] = params
     raw.update(baselines=[], seeds=[0])
-    if args.concurrency is not None:
-        raw["concurrency"] = args.concurrency
-    study = study_from_dict(raw, name="grid", source=args.space)
+    # --concurrency: how many runs at once, when training the grid and in the replayed
+    # sweeps; not part of what the grid is (its raw study, kept in grid.yaml)
+    at_once = {} if args.concurrency is None else {"concurrency": args.concurrency}
+    study = study_from_dict({**raw, **at_once}, name="grid", source=args.space)
     if len(study.objective.metrics) != 1 or study.objective.modes[0] != "max":
         raise ConfigError(f"{args.space}: replay needs one objective to maximise")
     return raw, study, make_grid(study, _counts(args.cells))
+
+
+def _identity(spec: dict[str, Any]) -> dict[str, Any]:
+    """What makes two grids the same: all of grid.yaml but the runs' concurrency."""
+    study = {k: v for k, v in (spec.get("study") or {}).items() if k != "concurrency"}
+    return {**spec, "study": study}
 
 
 def open_grid(args: argparse.Namespace, d: Path) -> tuple[dict[str, Any], Study, Grid, list[int]]:
@@ -117,7 +136,7 @@ def open_grid(args: argparse.Namespace, d: Path) -> tuple[dict[str, Any], Study,
     seeds = seed_list("--train-seeds", args.train_seeds)
     spec = json.loads(json.dumps({"study": raw, "cells": grid.values, "train_seeds": seeds}))
     if (d / GRID_FILE).is_file():
-        if read_yaml(d / GRID_FILE) != spec:
+        if _identity(read_yaml(d / GRID_FILE)) != _identity(spec):
             raise ConfigError(f"--grid {d}: holds another grid (other space, cells or seeds); "
                               "use another folder")
     elif d.exists() and any(d.iterdir()):
@@ -157,16 +176,23 @@ def train_grid(study: Study, grid: Grid, seeds: list[int], d: Path, *,
     return curves
 
 
+def pick_curve(tune_config: dict[str, Any], *, study: Study, grid: Grid,
+               curves: dict[str, list[list[float]]], salt: int) -> tuple[str, list[float]]:
+    """The trial's cell and the stored curve it replays: one of the cell's training seeds,
+    fixed by the config and the searcher seed, as a real trial's seed would be."""
+    values = decode_params(study, {k: v for k, v in tune_config.items() if not k.startswith("__")})
+    cell = grid.snap(values)
+    runs = curves[cell]
+    h = hashlib.sha1(f"{salt}:{json.dumps(tune_config, sort_keys=True)}".encode()).hexdigest()
+    return cell, runs[int(h, 16) % len(runs)]
+
+
 def replay_trial(tune_config: dict[str, Any], *, study: Study, grid: Grid,
                  curves: dict[str, list[list[float]]], epoch_s: float, salt: int) -> None:
     """Tune entry point: report the stored curve of the trial's cell at one training seed."""
     from ray import tune
 
-    values = decode_params(study, {k: v for k, v in tune_config.items() if not k.startswith("__")})
-    cell = grid.snap(values)
-    runs = curves[cell]
-    h = hashlib.sha1(f"{salt}:{json.dumps(tune_config, sort_keys=True)}".encode()).hexdigest()
-    curve = runs[int(h, 16) % len(runs)]  # which seed: fixed by the config, like a real seed
+    cell, curve = pick_curve(tune_config, study=study, grid=grid, curves=curves, salt=salt)
     for epoch, value in enumerate(curve, 1):
         time.sleep(epoch_s)
         tune.report({"epoch": epoch, study.objective.reported[0]: value, "cell": cell,
@@ -176,14 +202,25 @@ def replay_trial(tune_config: dict[str, Any], *, study: Study, grid: Grid,
 def replay_sweep(raw: dict[str, Any], grid: Grid, curves: dict[str, list[list[float]]],
                  sampler: str, scheduler: str, seed: int, args: argparse.Namespace
                  ) -> pd.DataFrame:
-    """One real Tune sweep over replayed trials: every report (cell, epoch, value) in order."""
+    """One sweep over replayed trials: every report (trial, t, epoch, cell, value) in order.
+
+    `args.engine` "tune": a real Tune experiment; "sim": the same searcher and scheduler
+    on a virtual clock (bench/perf/simulate.py), deterministic and seconds per sweep.
+    """
+    if args.concurrency is not None:
+        raw = dict(raw, concurrency=args.concurrency)
+    raw = with_method(dict(raw, trials=args.trials), sampler, scheduler, seed,
+                      startup_trials=args.startup_trials, grace_period=args.grace_period)
+    study = study_from_dict(raw, name=f"replay-{sampler}-{scheduler}-{seed}", source=args.space)
+    if args.engine == "sim":
+        from bench.perf.simulate import simulate_sweep
+
+        return simulate_sweep(study, lambda config: pick_curve(
+            config, study=study, grid=grid, curves=curves, salt=seed))
     from ray import tune
 
     from bench.search.run import records, run_phase
 
-    raw = with_method(dict(raw, trials=args.trials), sampler, scheduler, seed,
-                      startup_trials=args.startup_trials, grace_period=args.grace_period)
-    study = study_from_dict(raw, name=f"replay-{sampler}-{scheduler}-{seed}", source=args.space)
     fn = tune.with_parameters(replay_trial, study=study, grid=grid, curves=curves,
                               epoch_s=args.epoch_s, salt=seed)
     trainable = tune.with_resources(fn, {"cpu": study.cpus_per_trial})
@@ -213,6 +250,20 @@ def epochs_to_returned(reports: pd.DataFrame, near: set[str], epochs: int) -> in
     return None
 
 
+def seed_counts(seed: int, *, raw: dict[str, Any], grid: Grid,
+                curves: dict[str, list[list[float]]], near: set[str], epochs: int,
+                args: argparse.Namespace) -> list[tuple[str, int, int | None, int | None, float]]:
+    """Both methods' sweeps at one searcher seed: (method, trial-epochs spent, found,
+    returned, seconds) each."""
+    out = []
+    for name, (sampler, scheduler) in METHODS.items():
+        t0 = time.perf_counter()
+        r = replay_sweep(raw, grid, curves, sampler, scheduler, seed, args)
+        out.append((name, len(r), epochs_to_found(r, near, epochs),
+                    epochs_to_returned(r, near, epochs), time.perf_counter() - t0))
+    return out
+
+
 def _curves_by_cell(curves: pd.DataFrame) -> dict[str, list[list[float]]]:
     return {cell: [g.sort_values("epoch")["value"].tolist() for _, g in by.groupby("seed")]
             for cell, by in curves.groupby("cell", sort=False)}
@@ -225,6 +276,9 @@ def run(args: argparse.Namespace) -> int:
     d = Path(args.grid).absolute()
     if d.exists() and not d.is_dir():
         raise ConfigError(f"--grid {args.grid}: not a folder")
+    if args.jobs < 1 or (args.jobs > 1 and args.engine != "sim"):
+        raise ConfigError(f"--jobs {args.jobs}: give 1 or more, and more than 1 only with "
+                          "--engine sim (Tune sweeps share one Ray instance)")
     if args.workers is not None and args.workers < 1:
         raise ConfigError(f"--workers {args.workers}: give 1 or more")
     raw, study, grid, train_seeds = open_grid(args, d)
@@ -245,21 +299,28 @@ def run(args: argparse.Namespace) -> int:
               f"{scores['std'].median():.3f} (median over cells)")
     if args.train_only:
         return 0
-    init_ray(address=None, num_cpus=None, num_gpus=None)
+    if args.engine == "tune":
+        init_ray(address=None, num_cpus=None, num_gpus=None)
     by_cell = _curves_by_cell(curves)
     found: dict[str, list[int | None]] = {m: [] for m in METHODS}
     returned: dict[str, list[int | None]] = {m: [] for m in METHODS}
     spent: dict[str, list[int]] = {m: [] for m in METHODS}
-    for seed in seeds:
-        for name, (sampler, scheduler) in METHODS.items():
-            t0 = time.perf_counter()
-            r = replay_sweep(raw, grid, by_cell, sampler, scheduler, seed, args)
-            found[name].append(epochs_to_found(r, near, study.epochs))
-            returned[name].append(epochs_to_returned(r, near, study.epochs))
-            spent[name].append(len(r))
-            print(f"{name} seed {seed}: {len(r)} trial-epochs, found at {found[name][-1]}, "
-                  f"returned at {returned[name][-1]} ({time.perf_counter() - t0:.0f} s)",
-                  flush=True)
+    one = functools.partial(seed_counts, raw=raw, grid=grid, curves=by_cell, near=near,
+                            epochs=study.epochs, args=args)
+    with contextlib.ExitStack() as stack:
+        if args.jobs > 1:
+            pool = stack.enter_context(ProcessPoolExecutor(
+                args.jobs, mp_context=multiprocessing.get_context("spawn")))
+            per_seed = pool.map(one, seeds)
+        else:
+            per_seed = map(one, seeds)
+        for seed, counts in zip(seeds, per_seed):
+            for name, n, f, r, secs in counts:
+                found[name].append(f)
+                returned[name].append(r)
+                spent[name].append(n)
+                print(f"{name} seed {seed}: {n} trial-epochs, found at {f}, "
+                      f"returned at {r} ({secs:.0f} s)", flush=True)
     for label, needed in (("found", found), ("returned", returned)):
         bounds = {m: median_bounds(needed[m], spent[m]) for m in METHODS}
         for m in METHODS:
