@@ -21,7 +21,6 @@ method and their ratio (goal <= 1/3).
 from __future__ import annotations
 
 import argparse
-import contextlib
 import functools
 import hashlib
 import json
@@ -307,13 +306,10 @@ def run(args: argparse.Namespace) -> int:
     spent: dict[str, list[int]] = {m: [] for m in METHODS}
     one = functools.partial(seed_counts, raw=raw, grid=grid, curves=by_cell, near=near,
                             epochs=study.epochs, args=args)
-    with contextlib.ExitStack() as stack:
-        if args.jobs > 1:
-            pool = stack.enter_context(ProcessPoolExecutor(
-                args.jobs, mp_context=multiprocessing.get_context("spawn")))
-            per_seed = pool.map(one, seeds)
-        else:
-            per_seed = map(one, seeds)
+    pool = (ProcessPoolExecutor(args.jobs, mp_context=multiprocessing.get_context("spawn"))
+            if args.jobs > 1 else None)
+    try:
+        per_seed = pool.map(one, seeds) if pool else map(one, seeds)
         for seed, counts in zip(seeds, per_seed):
             for name, n, f, r, secs in counts:
                 found[name].append(f)
@@ -321,6 +317,9 @@ def run(args: argparse.Namespace) -> int:
                 spent[name].append(n)
                 print(f"{name} seed {seed}: {n} trial-epochs, found at {f}, "
                       f"returned at {r} ({secs:.0f} s)", flush=True)
+    finally:
+        if pool:  # on an error or Ctrl-C, the seeds not started are dropped, not run
+            pool.shutdown(cancel_futures=True)
     for label, needed in (("found", found), ("returned", returned)):
         bounds = {m: median_bounds(needed[m], spent[m]) for m in METHODS}
         for m in METHODS:
