@@ -175,16 +175,22 @@ SHIPPED_CELLS = ["--cells", "optim.lr=8", "--cells", "optim.weight_decay=3",
                  "--cells", "model.dropout=2"]
 
 
-def test_the_shipped_grid_is_still_the_grid_of_adamw_yaml_and_complete():
-    """The README's replay numbers come from this grid: a change to adamw.yaml must show here."""
+def _shipped_args(*extra: str):
+    """The replay CLI's arguments for the shipped grid, plus `extra`."""
     import argparse
 
     from bench.perf import replay
 
     ap = argparse.ArgumentParser()
     replay.add_arguments(ap)
-    args = ap.parse_args(["--grid", str(SHIPPED_GRID), *SHIPPED_CELLS])
-    _, study, grid, seeds = replay.open_grid(args, SHIPPED_GRID)  # refuses another grid
+    return ap.parse_args(["--grid", str(SHIPPED_GRID), *SHIPPED_CELLS, *extra])
+
+
+def test_the_shipped_grid_is_still_the_grid_of_adamw_yaml_and_complete():
+    """The README's replay numbers come from this grid: a change to adamw.yaml must show here."""
+    from bench.perf import replay
+
+    _, study, grid, seeds = replay.open_grid(_shipped_args(), SHIPPED_GRID)  # refuses another grid
     curves = pd.read_csv(SHIPPED_GRID / "curves.csv")
     scores = cell_scores(curves, study.epochs, seeds)
     assert len(grid.cells()) == 96 and len(scores) == 96 and scores["mean"].notna().all()
@@ -194,13 +200,9 @@ def test_the_shipped_grid_is_still_the_grid_of_adamw_yaml_and_complete():
 
 def _shipped(*extra: str):
     """(raw, grid, curves by cell, args) of the shipped grid, parsed as the CLI does."""
-    import argparse
-
     from bench.perf import replay
 
-    ap = argparse.ArgumentParser()
-    replay.add_arguments(ap)
-    args = ap.parse_args(["--grid", str(SHIPPED_GRID), *SHIPPED_CELLS, *extra])
+    args = _shipped_args(*extra)
     raw, _, grid, _ = replay.open_grid(args, SHIPPED_GRID)
     return raw, grid, replay._curves_by_cell(pd.read_csv(SHIPPED_GRID / "curves.csv")), args
 

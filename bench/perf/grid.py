@@ -25,8 +25,8 @@ from bench.perf.best_known import config_key
 from bench.search.spaces import Param, Study, decode_params
 from bench.search.trainable import SEED_KEY
 
-__all__ = ["Grid", "cell_values", "make_grid", "grid_runs", "run_cell", "read_curves",
-           "cell_scores"]
+__all__ = ["Grid", "cell_values", "make_grid", "grid_runs", "config_cell", "run_cell",
+           "read_curves", "cell_scores"]
 
 
 def cell_values(p: Param, n: int) -> tuple[Any, ...]:
@@ -103,10 +103,15 @@ def grid_runs(study: Study, grid: Grid, seeds: list[int]) -> list[dict[str, Any]
             for s in seeds for cell in grid.cells()]
 
 
+def config_cell(study: Study, grid: Grid, config: Mapping[str, Any]) -> str:
+    """The cell a trial's Tune config (searched values; "__" keys ignored) falls in."""
+    values = decode_params(study, {k: v for k, v in config.items() if not k.startswith("__")})
+    return grid.snap(values)
+
+
 def run_cell(study: Study, grid: Grid, run: Mapping[str, Any]) -> tuple[str, int]:
     """(cell, training seed) of one grid run, as `grid_runs` encoded it."""
-    values = decode_params(study, {k: v for k, v in run.items() if not k.startswith("__")})
-    return grid.snap(values), int(run[SEED_KEY])
+    return config_cell(study, grid, run), int(run[SEED_KEY])
 
 
 def read_curves(folder: Path, study: Study, grid: Grid, objective: str) -> pd.DataFrame:

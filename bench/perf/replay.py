@@ -38,11 +38,12 @@ import yaml
 
 from bench.config import read_yaml
 from bench.errors import ConfigError
-from bench.perf.grid import Grid, cell_scores, grid_runs, make_grid, read_curves
+from bench.perf.grid import (Grid, cell_scores, config_cell, grid_runs, make_grid,
+                             read_curves)
 from bench.perf.search import (METHODS, ROOT, median_bounds, median_text, ratio_ci,
                                ratio_text, with_method)
 from bench.runs import atomic_write_text
-from bench.search.spaces import Study, decode_params, study_from_dict, with_base_sets
+from bench.search.spaces import Study, study_from_dict, with_base_sets
 
 GRID_FILE, CURVES_FILE = "grid.yaml", "curves.csv"
 
@@ -179,8 +180,7 @@ def pick_curve(tune_config: dict[str, Any], *, study: Study, grid: Grid,
                curves: dict[str, list[list[float]]], salt: int) -> tuple[str, list[float]]:
     """The trial's cell and the stored curve it replays: one of the cell's training seeds,
     fixed by the config and the searcher seed, as a real trial's seed would be."""
-    values = decode_params(study, {k: v for k, v in tune_config.items() if not k.startswith("__")})
-    cell = grid.snap(values)
+    cell = config_cell(study, grid, tune_config)
     runs = curves[cell]
     h = hashlib.sha1(f"{salt}:{json.dumps(tune_config, sort_keys=True)}".encode()).hexdigest()
     return cell, runs[int(h, 16) % len(runs)]
