@@ -170,41 +170,57 @@ def test_a_grid_trained_in_local_processes_needs_no_ray_matches_tune_and_resumes
     pd.testing.assert_frame_equal(curves(local), first)
 
 
-SHIPPED_GRID = ROOT / "search_spaces" / "grids" / "adamw-h200"
-SHIPPED_CELLS = ["--cells", "optim.lr=8", "--cells", "optim.weight_decay=3",
-                 "--cells", "model.dropout=2"]
+GRIDS = ROOT / "search_spaces" / "grids"
+# Every shipped grid: the replay flags that describe it, its cells and the README's target.
+SHIPPED = {
+    "adamw-h200": (["--cells", "optim.lr=8", "--cells", "optim.weight_decay=3",
+                    "--cells", "model.dropout=2"], 96, 0.751),
+    "dsm-h200": (["--space", str(ROOT / "search_spaces" / "dsm.yaml"),
+                  *[a for k in ("tau", "eta", "ib_weight", "alpha", "beta")
+                    for a in ("--cells", f"loss.{k}=2")],
+                  "--fix", "loss.dsc_variant=figure"], 64, 0.462),
+}
+SHIPPED_GRID, SHIPPED_CELLS = GRIDS / "adamw-h200", SHIPPED["adamw-h200"][0]
 
 
-def _shipped_args(*extra: str):
-    """The replay CLI's arguments for the shipped grid, plus `extra`."""
+def _shipped_args(*extra: str, name: str = "adamw-h200"):
+    """The replay CLI's arguments for a shipped grid, plus `extra`."""
     import argparse
 
     from bench.perf import replay
 
     ap = argparse.ArgumentParser()
     replay.add_arguments(ap)
-    return ap.parse_args(["--grid", str(SHIPPED_GRID), *SHIPPED_CELLS, *extra])
+    return ap.parse_args(["--grid", str(GRIDS / name), *SHIPPED[name][0], *extra])
 
 
-def test_the_shipped_grid_is_still_the_grid_of_adamw_yaml_and_complete():
-    """The README's replay numbers come from this grid: a change to adamw.yaml must show here."""
+def test_every_shipped_grid_is_listed_here():
+    assert sorted(d.name for d in GRIDS.iterdir() if d.is_dir()) == sorted(SHIPPED)
+
+
+@pytest.mark.parametrize("name", sorted(SHIPPED))
+def test_a_shipped_grid_is_still_the_grid_of_its_space_and_complete(name):
+    """The README's replay numbers come from these grids: a change to a space must show here."""
     from bench.perf import replay
 
-    _, study, grid, seeds = replay.open_grid(_shipped_args(), SHIPPED_GRID)  # refuses another grid
-    curves = pd.read_csv(SHIPPED_GRID / "curves.csv")
+    args = _shipped_args(name=name)
+    _, study, grid, seeds = replay.open_grid(args, GRIDS / name)  # refuses another grid
+    curves = pd.read_csv(GRIDS / name / "curves.csv")
     scores = cell_scores(curves, study.epochs, seeds)
-    assert len(grid.cells()) == 96 and len(scores) == 96 and scores["mean"].notna().all()
+    n_cells, target = SHIPPED[name][1:]
+    assert len(grid.cells()) == n_cells and len(scores) == n_cells
+    assert scores["mean"].notna().all() and len(seeds) >= 2
     assert set(scores.index) == {grid.snap(c) for c in grid.cells()}
-    assert scores["mean"].max() == pytest.approx(0.751, abs=5e-4)  # the README's target
+    assert scores["mean"].max() == pytest.approx(target, abs=5e-4)  # the README's target
 
 
-def _shipped(*extra: str):
-    """(raw, grid, curves by cell, args) of the shipped grid, parsed as the CLI does."""
+def _shipped(*extra: str, name: str = "adamw-h200"):
+    """(raw, grid, curves by cell, args) of a shipped grid, parsed as the CLI does."""
     from bench.perf import replay
 
-    args = _shipped_args(*extra)
-    raw, _, grid, _ = replay.open_grid(args, SHIPPED_GRID)
-    return raw, grid, replay._curves_by_cell(pd.read_csv(SHIPPED_GRID / "curves.csv")), args
+    args = _shipped_args(*extra, name=name)
+    raw, _, grid, _ = replay.open_grid(args, GRIDS / name)
+    return raw, grid, replay._curves_by_cell(pd.read_csv(GRIDS / name / "curves.csv")), args
 
 
 def _by_trial_order(reports: pd.DataFrame) -> pd.DataFrame:
@@ -214,24 +230,32 @@ def _by_trial_order(reports: pd.DataFrame) -> pd.DataFrame:
         .reset_index(drop=True)
 
 
+@pytest.mark.parametrize("name", sorted(SHIPPED))
 @pytest.mark.parametrize("sampler, scheduler", [("tpe", "asha"), ("random", "fifo")])
 def test_a_simulated_sweep_is_a_function_of_its_seed_and_keeps_the_sweep_rules(
-        sampler, scheduler):
+        sampler, scheduler, name):
     from bench.perf.replay import replay_sweep
+    from bench.search.spaces import study_from_dict
 
-    raw, grid, curves, args = _shipped("--engine", "sim", "--trials", "30")
+    raw, grid, curves, args = _shipped("--engine", "sim", "--trials", "30", name=name)
+    study = study_from_dict(raw, name="grid", source=args.space)
     a = replay_sweep(raw, grid, curves, sampler, scheduler, 5, args)
     b = replay_sweep(raw, grid, curves, sampler, scheduler, 5, args)
     pd.testing.assert_frame_equal(a, b)
     assert a["trial"].nunique() == 30
     for t in sorted(set(a["t"])):  # never more trials at once than the space's concurrency
-        assert ((a["t"] == t).sum()) <= 2
+        assert ((a["t"] == t).sum()) <= study.concurrency
     last = a.groupby("trial")["epoch"].agg(["max", "count"])
     assert (last["max"] == last["count"]).all()  # epochs 1..k, none skipped
     if scheduler == "fifo":
-        assert (last["max"] == 6).all() and len(a) == 30 * 6
-    else:  # ASHA's one rung at the grace period, 3: a trial stops there or runs to 6
-        assert set(last["max"]) == {3, 6}
+        assert (last["max"] == study.epochs).all() and len(a) == 30 * study.epochs
+    else:  # ASHA: a trial stops at a rung (grace period x reduction factor^k) or runs to the end
+        rungs, r = {study.epochs}, study.scheduler.grace_period
+        while r < study.epochs:
+            rungs.add(r)
+            r *= study.scheduler.reduction_factor
+        assert set(last["max"]) <= rungs and study.epochs in set(last["max"])
+        assert len(set(last["max"])) > 1  # some trials were stopped early
     c = replay_sweep(raw, grid, curves, sampler, scheduler, 6, args)
     assert not a[["cell", "value"]].equals(c[["cell", "value"]])  # another seed, another sweep
 
