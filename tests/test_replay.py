@@ -180,7 +180,11 @@ SHIPPED = {
                     for a in ("--cells", f"loss.{k}=2")],
                   "--fix", "loss.dsc_variant=figure"], 64, 0.462),
 }
-SHIPPED_GRID, SHIPPED_CELLS = GRIDS / "adamw-h200", SHIPPED["adamw-h200"][0]
+
+
+def _shipped_cli(name: str = "adamw-h200") -> list[str]:
+    """The replay CLI's flags that open a shipped grid."""
+    return ["--grid", str(GRIDS / name), *SHIPPED[name][0]]
 
 
 def _shipped_args(*extra: str, name: str = "adamw-h200"):
@@ -191,7 +195,7 @@ def _shipped_args(*extra: str, name: str = "adamw-h200"):
 
     ap = argparse.ArgumentParser()
     replay.add_arguments(ap)
-    return ap.parse_args(["--grid", str(GRIDS / name), *SHIPPED[name][0], *extra])
+    return ap.parse_args([*_shipped_cli(name), *extra])
 
 
 def test_every_shipped_grid_is_listed_here():
@@ -215,12 +219,13 @@ def test_a_shipped_grid_is_still_the_grid_of_its_space_and_complete(name):
 
 
 def _shipped(*extra: str, name: str = "adamw-h200"):
-    """(raw, grid, curves by cell, args) of a shipped grid, parsed as the CLI does."""
+    """(raw, study, grid, curves by cell, args) of a shipped grid, parsed as the CLI does."""
     from bench.perf import replay
 
     args = _shipped_args(*extra, name=name)
-    raw, _, grid, _ = replay.open_grid(args, GRIDS / name)
-    return raw, grid, replay._curves_by_cell(pd.read_csv(GRIDS / name / "curves.csv")), args
+    raw, study, grid, _ = replay.open_grid(args, GRIDS / name)
+    curves = replay._curves_by_cell(pd.read_csv(GRIDS / name / "curves.csv"))
+    return raw, study, grid, curves, args
 
 
 def _by_trial_order(reports: pd.DataFrame) -> pd.DataFrame:
@@ -235,10 +240,8 @@ def _by_trial_order(reports: pd.DataFrame) -> pd.DataFrame:
 def test_a_simulated_sweep_is_a_function_of_its_seed_and_keeps_the_sweep_rules(
         sampler, scheduler, name):
     from bench.perf.replay import replay_sweep
-    from bench.search.spaces import study_from_dict
 
-    raw, grid, curves, args = _shipped("--engine", "sim", "--trials", "30", name=name)
-    study = study_from_dict(raw, name="grid", source=args.space)
+    raw, study, grid, curves, args = _shipped("--engine", "sim", "--trials", "30", name=name)
     a = replay_sweep(raw, grid, curves, sampler, scheduler, 5, args)
     b = replay_sweep(raw, grid, curves, sampler, scheduler, 5, args)
     pd.testing.assert_frame_equal(a, b)
@@ -274,7 +277,7 @@ def test_one_trial_at_a_time_the_simulated_sweep_is_the_tune_sweep_report_for_re
         for sampler, scheduler in (("tpe", "asha"), ("random", "fifo")):
             out = {}
             for engine in ("tune", "sim"):
-                raw, grid, curves, args = _shipped("--engine", engine, "--trials", "12",
+                raw, _, grid, curves, args = _shipped("--engine", engine, "--trials", "12",
                                                    "--concurrency", "1", "--epoch-s", "0")
                 out[engine] = _by_trial_order(
                     replay_sweep(raw, grid, curves, sampler, scheduler, 3, args))
@@ -286,7 +289,7 @@ def test_one_trial_at_a_time_the_simulated_sweep_is_the_tune_sweep_report_for_re
 
 
 def test_replaying_seeds_in_parallel_gives_the_serial_counts():
-    args = ["--grid", str(SHIPPED_GRID), *SHIPPED_CELLS, "--engine", "sim", "--seeds", "0-1",
+    args = [*_shipped_cli(), "--engine", "sim", "--seeds", "0-1",
             "--trials", "12"]
 
     def per_seed(p: subprocess.CompletedProcess) -> list[str]:

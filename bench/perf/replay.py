@@ -115,13 +115,16 @@ def grid_study(args: argparse.Namespace) -> tuple[dict[str, Any], Study, Grid]:
                               f"(searched: {', '.join(params)})")
     raw["params"] = params
     raw.update(baselines=[], seeds=[0])
-    # --concurrency: how many runs at once, when training the grid and in the replayed
-    # sweeps; not part of what the grid is (its raw study, kept in grid.yaml)
-    at_once = {} if args.concurrency is None else {"concurrency": args.concurrency}
-    study = study_from_dict({**raw, **at_once}, name="grid", source=args.space)
+    study = study_from_dict(_at_once(raw, args), name="grid", source=args.space)
     if len(study.objective.metrics) != 1 or study.objective.modes[0] != "max":
         raise ConfigError(f"{args.space}: replay needs one objective to maximise")
     return raw, study, make_grid(study, _counts(args.cells))
+
+
+def _at_once(raw: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]:
+    """raw with --concurrency applied: how many runs at once, when training the grid and in
+    the replayed sweeps; not part of what the grid is (its raw study, kept in grid.yaml)."""
+    return raw if args.concurrency is None else dict(raw, concurrency=args.concurrency)
 
 
 def _identity(spec: dict[str, Any]) -> dict[str, Any]:
@@ -206,9 +209,7 @@ def replay_sweep(raw: dict[str, Any], grid: Grid, curves: dict[str, list[list[fl
     `args.engine` "tune": a real Tune experiment; "sim": the same searcher and scheduler
     on a virtual clock (bench/perf/simulate.py), deterministic and seconds per sweep.
     """
-    if args.concurrency is not None:
-        raw = dict(raw, concurrency=args.concurrency)
-    raw = with_method(dict(raw, trials=args.trials), sampler, scheduler, seed,
+    raw = with_method(dict(_at_once(raw, args), trials=args.trials), sampler, scheduler, seed,
                       startup_trials=args.startup_trials, grace_period=args.grace_period)
     study = study_from_dict(raw, name=f"replay-{sampler}-{scheduler}-{seed}", source=args.space)
     if args.engine == "sim":
