@@ -13,7 +13,9 @@ import pytest
 from bench.cli import run_main
 from bench.perf.__main__ import main
 from bench.perf.grid import Grid, cell_scores, cell_values, grid_runs, make_grid
-from bench.perf.replay import epochs_to_found, epochs_to_returned, seed_list
+from bench.perf.reach import (epochs_to_found, epochs_to_returned, finishes, regret_at,
+                              spread_lines, summary_lines)
+from bench.perf.replay import seed_list
 from bench.search.spaces import load_study
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -79,10 +81,47 @@ def test_found_counts_to_a_finished_near_best_trial_returned_to_the_best_finishe
     reports = pd.DataFrame([
         ("y", 1, 0.50), ("x", 1, 0.40), ("y", 2, 0.80), ("x", 2, 0.70), ("x", 1, 0.50),
         ("x", 2, 0.85)], columns=["cell", "epoch", "value"])
-    assert epochs_to_found(reports, {"x"}, 2) == 4   # x's first finish (an early x: not yet)
-    assert epochs_to_returned(reports, {"x"}, 2) == 6  # 0.70 < y's lucky 0.80: not returned
-    assert epochs_to_found(reports, {"z"}, 2) is None
-    assert epochs_to_returned(reports.iloc[:4], {"x"}, 2) is None
+    done = finishes(reports, 2)
+    assert done == [(3, "y", 0.80), (4, "x", 0.70), (6, "x", 0.85)]
+    assert epochs_to_found(done, {"x"}) == 4   # x's first finish (an early x: not yet)
+    assert epochs_to_returned(done, {"x"}) == 6  # 0.70 < y's lucky 0.80: not returned
+    assert epochs_to_found(done, {"z"}) is None
+    assert epochs_to_returned(finishes(reports.iloc[:4], 2), {"x"}) is None
+    # regret: the best cell's mean minus the mean of the cell returned by then
+    means = {"x": 0.75, "y": 0.60}
+    assert regret_at(done, means, 2) is None  # nothing finished yet
+    assert regret_at(done, means, 5) == pytest.approx(0.15)  # y's lucky run is returned
+    assert regret_at(done, means, 6) == 0.0
+    assert math.isnan(regret_at([(2, "w", 0.9)], means, 2))  # w: a run diverged, no mean
+
+
+def test_the_summary_counts_every_tolerance_and_budget_on_the_same_sweeps():
+    means = {"a": 0.50, "b": 0.49, "c": 0.40}
+    done = {"tpe+asha": [[(4, "b", 0.52), (8, "a", 0.51)], [(4, "a", 0.50)]],
+            "random+fifo": [[(4, "c", 0.45), (8, "b", 0.47), (12, "a", 0.55)],
+                            [(4, "c", 0.41), (8, "c", 0.39)]]}
+    spent = {"tpe+asha": [10, 10], "random+fifo": [12, 12]}
+    lines = summary_lines(done, spent, means, [0.005, 0.02], [4, 12])
+    text = "\n".join(lines)
+    assert "within 0.005 of the best cell (1 of 3 cells):" in text
+    assert "within 0.020 of the best cell (2 of 3 cells):" in text
+    found = [ln for ln in lines if ln.startswith("found    tpe+asha")]
+    assert "median trial-epochs 6 (2 of 2 runs" in found[0]  # a at 8 and at 4
+    assert "median trial-epochs 4 (2 of 2 runs" in found[1]  # b at 4 counts at 0.02
+    # at 4 trial-epochs: tpe+asha returned b (1 point) and a (0); random c and c (10 each)
+    at4 = next(ln for ln in lines if ln.startswith("regret      4:"))
+    assert "tpe+asha median 0.5, at 0 in 1" in at4 and "random+fifo median 10.0" in at4
+    assert "mean difference tpe+asha - random+fifo -9.5" in at4 and "lower in 2" in at4
+    at12 = next(ln for ln in lines if ln.startswith("regret     12:"))
+    assert "random+fifo median 5.0, at 0 in 1" in at12  # a at 12 (0) and c (10)
+
+
+def test_spread_counts_distinct_cells_and_the_most_visited_share_per_sweep():
+    visited = {"tpe+asha": [["a", "a", "a", "b"], ["a", "b", "b", "b"], ["c"] * 4],
+               "random+fifo": [["a", "b", "c", "d"]] * 3}
+    tpe, rand = spread_lines(visited, 10)
+    assert "tpe+asha     median 2 distinct cells of 10" in tpe and "a median 75 %" in tpe
+    assert "median 4 distinct cells of 10" in rand and "a median 25 %" in rand
 
 
 def test_seed_lists_take_ranges():
@@ -97,6 +136,8 @@ def test_seed_lists_take_ranges():
     (["--fix", "optim.momentum=0.9"], "--fix optim.momentum: not a searched key"),
     (["--cells", "optim.lr=3"], "optim.weight_decay: give its number of cells"),
     (["--seeds", "x"], "--seeds 'x'"),
+    (["--tolerance", "0.01,x"], "--tolerance '0.01,x': give floats, comma-separated"),
+    (["--budgets", "60,0"], "--budgets '60,0': every value must be > 0"),
     (["--workers", "0"], "--workers 0: give 1 or more"),
     (["--jobs", "2"], "--jobs 2: give 1 or more, and more than 1 only with --engine sim"),
 ])
@@ -105,6 +146,7 @@ def test_perf_replay_user_errors_are_one_line(args, message, tmp_path, capsys):
         run_main(main, ["replay", "--grid", str(tmp_path / "g"), *args])
     err = capsys.readouterr().err
     assert e.value.code == 2 and err.count("\n") == 1 and message in err, err
+    assert not (tmp_path / "g").exists()  # refused before a grid folder is made
 
 
 def _replay(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:

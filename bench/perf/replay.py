@@ -16,7 +16,8 @@ its mean over the seeds, the best cell's mean is the target, and a run reaches
 it when a trial of a cell within `--tolerance` of it finishes its last epoch
 ("found"); "returned" counts until the best finished trial so far is such a
 cell, what the sweep would hand back. Prints the median trial-epochs per
-method and their ratio (goal <= 1/3).
+method and their ratio (goal <= 1/3), for each `--tolerance` on the same
+sweeps, and the regret of the returned cell at `--budgets` (bench/perf/reach.py).
 """
 from __future__ import annotations
 
@@ -24,9 +25,7 @@ import argparse
 import functools
 import hashlib
 import json
-import math
 import multiprocessing
-import statistics
 import tempfile
 import time
 from concurrent.futures import ProcessPoolExecutor
@@ -40,8 +39,9 @@ from bench.config import read_yaml
 from bench.errors import ConfigError
 from bench.perf.grid import (Grid, cell_scores, config_cell, grid_runs, make_grid,
                              read_curves)
-from bench.perf.search import (METHODS, ROOT, median_bounds, median_text, ratio_ci,
-                               ratio_text, with_method)
+from bench.perf.reach import (Finish, epochs_to_found, epochs_to_returned, finishes,
+                              spread_lines, summary_lines)
+from bench.perf.search import METHODS, ROOT, with_method
 from bench.runs import atomic_write_text
 from bench.search.spaces import Study, study_from_dict, with_base_sets
 
@@ -61,7 +61,13 @@ def add_arguments(ap: argparse.ArgumentParser) -> None:
     ap.add_argument("--train-seeds", default="0,1", help="training seeds of every cell")
     ap.add_argument("--seeds", default="0-9", help="searcher seeds, e.g. 0-9 or 0,1,2")
     ap.add_argument("--trials", type=int, default=24, help="trials per replayed sweep")
-    ap.add_argument("--tolerance", type=float, default=0.01, help="WAR points / 100")
+    ap.add_argument("--tolerance", default="0.01",
+                    help="WAR points / 100 from the best cell that count as reaching it; "
+                         "several, comma-separated, are counted on the same sweeps")
+    ap.add_argument("--budgets", default=None, metavar="N,N",
+                    help="trial-epochs at which to print the regret of the returned cell "
+                         "(default: 1/8, 1/4, 1/2 and all of a sweep's trials x epochs; "
+                         "'none': no regret lines)")
     ap.add_argument("--engine", choices=("tune", "sim"), default="tune",
                     help="tune: every sweep a real Tune experiment; sim: the same searcher and "
                          "scheduler on a virtual clock, deterministic, seconds per sweep")
@@ -92,6 +98,27 @@ def seed_list(flag: str, text: str) -> list[int]:
     if not out:
         raise ConfigError(f"{flag} {text!r}: no seeds")
     return out
+
+
+def number_list(flag: str, text: str, kind: type = float) -> list:
+    """"0.01,0.03" -> numbers, each > 0."""
+    try:
+        out = [kind(part) for part in text.split(",")]
+    except ValueError:
+        raise ConfigError(f"{flag} {text!r}: give {kind.__name__}s, comma-separated") from None
+    if any(not v > 0 for v in out):
+        raise ConfigError(f"{flag} {text!r}: every value must be > 0")
+    return out
+
+
+def _budgets(text: str | None) -> list[int] | None:
+    """--budgets: None for the default (known once the study's epochs are), [] for none."""
+    return None if text is None else [] if text == "none" else number_list("--budgets", text, int)
+
+
+def _default_budgets(trials: int, epochs: int) -> list[int]:
+    full = trials * epochs  # a FIFO sweep's whole budget
+    return sorted({max(1, full // 8), max(1, full // 4), max(1, full // 2), full})
 
 
 def _counts(items: list[str]) -> dict[str, int]:
@@ -232,35 +259,18 @@ def replay_sweep(raw: dict[str, Any], grid: Grid, curves: dict[str, list[list[fl
         ["trial", "t", "epoch", "cell", "value"]]
 
 
-def epochs_to_found(reports: pd.DataFrame, near: set[str], epochs: int) -> int | None:
-    """Trial-epochs spent when a trial of a near-best cell first finishes its last epoch."""
-    hit = ((reports["epoch"] == epochs) & reports["cell"].isin(near)).to_numpy().nonzero()[0]
-    return int(hit[0]) + 1 if len(hit) else None
-
-
-def epochs_to_returned(reports: pd.DataFrame, near: set[str], epochs: int) -> int | None:
-    """Trial-epochs spent when the best finished trial so far first is of a near-best cell."""
-    best = -math.inf
-    for i, (epoch, cell, value) in enumerate(zip(reports["epoch"], reports["cell"],
-                                                 reports["value"])):
-        if epoch == epochs and value > best:
-            best = value
-            if cell in near:
-                return i + 1
-    return None
-
-
-def seed_counts(seed: int, *, raw: dict[str, Any], grid: Grid,
-                curves: dict[str, list[list[float]]], near: set[str], epochs: int,
-                args: argparse.Namespace) -> list[tuple[str, int, int | None, int | None, float]]:
-    """Both methods' sweeps at one searcher seed: (method, trial-epochs spent, found,
-    returned, seconds) each."""
+def seed_sweeps(seed: int, *, raw: dict[str, Any], grid: Grid,
+                curves: dict[str, list[list[float]]], epochs: int,
+                args: argparse.Namespace
+                ) -> list[tuple[str, int, list[Finish], list[str], float]]:
+    """Both methods' sweeps at one searcher seed: (method, trial-epochs spent, finishes,
+    every trial's cell, seconds) each."""
     out = []
     for name, (sampler, scheduler) in METHODS.items():
         t0 = time.perf_counter()
         r = replay_sweep(raw, grid, curves, sampler, scheduler, seed, args)
-        out.append((name, len(r), epochs_to_found(r, near, epochs),
-                    epochs_to_returned(r, near, epochs), time.perf_counter() - t0))
+        visits = r.groupby("trial", sort=False)["cell"].first().tolist()
+        out.append((name, len(r), finishes(r, epochs), visits, time.perf_counter() - t0))
     return out
 
 
@@ -273,6 +283,8 @@ def run(args: argparse.Namespace) -> int:
     from bench.search.run import init_ray
 
     seeds = seed_list("--seeds", args.seeds)
+    tolerances = number_list("--tolerance", args.tolerance)
+    budgets = _budgets(args.budgets)
     d = Path(args.grid).absolute()
     if d.exists() and not d.is_dir():
         raise ConfigError(f"--grid {args.grid}: not a folder")
@@ -288,12 +300,15 @@ def run(args: argparse.Namespace) -> int:
     scores = cell_scores(curves, study.epochs, train_seeds)
     if scores["mean"].isna().all():
         raise ConfigError(f"--grid {d}: no cell finished every training seed")
+    if budgets is None:
+        budgets = _default_budgets(args.trials, study.epochs)
     best = scores["mean"].max()
-    near = set(scores.index[scores["mean"] >= best - args.tolerance])
     cells = ", ".join(f"{k} {list(v)}" for k, v in grid.values.items())
     print(f"grid: {len(scores)} cells ({cells}) x training seeds {train_seeds}")
+    within = ", ".join(f"{(scores['mean'] >= best - t).sum()} within {t:.3f}"
+                       for t in tolerances)
     print(f"target: the best cell's mean {best:.3f} ({scores['mean'].idxmax()}); "
-          f"{len(near)} of {len(scores)} cells within {args.tolerance:.3f} of it")
+          f"of {len(scores)} cells {within} of it")
     if scores["std"].notna().any():
         print(f"training-seed noise: a cell's runs differ by a standard deviation of "
               f"{scores['std'].median():.3f} (median over cells)")
@@ -302,34 +317,29 @@ def run(args: argparse.Namespace) -> int:
     if args.engine == "tune":
         init_ray(address=None, num_cpus=None, num_gpus=None)
     by_cell = _curves_by_cell(curves)
-    found: dict[str, list[int | None]] = {m: [] for m in METHODS}
-    returned: dict[str, list[int | None]] = {m: [] for m in METHODS}
+    means = scores["mean"].dropna().to_dict()  # a cell with a diverged run has none
+    done: dict[str, list[list[Finish]]] = {m: [] for m in METHODS}
     spent: dict[str, list[int]] = {m: [] for m in METHODS}
-    one = functools.partial(seed_counts, raw=raw, grid=grid, curves=by_cell, near=near,
+    visited: dict[str, list[list[str]]] = {m: [] for m in METHODS}
+    near = set(scores.index[scores["mean"] >= best - tolerances[0]])
+    one = functools.partial(seed_sweeps, raw=raw, grid=grid, curves=by_cell,
                             epochs=study.epochs, args=args)
     pool = (ProcessPoolExecutor(args.jobs, mp_context=multiprocessing.get_context("spawn"))
             if args.jobs > 1 else None)
     try:
         per_seed = pool.map(one, seeds) if pool else map(one, seeds)
         for seed, counts in zip(seeds, per_seed):
-            for name, n, f, r, secs in counts:
-                found[name].append(f)
-                returned[name].append(r)
+            for name, n, fin, cells_of_trials, secs in counts:
+                done[name].append(fin)
                 spent[name].append(n)
-                print(f"{name} seed {seed}: {n} trial-epochs, found at {f}, "
-                      f"returned at {r} ({secs:.0f} s)", flush=True)
+                visited[name].append(cells_of_trials)
+                print(f"{name} seed {seed}: {n} trial-epochs, found at "
+                      f"{epochs_to_found(fin, near)}, returned at "
+                      f"{epochs_to_returned(fin, near)} ({secs:.0f} s)", flush=True)
     finally:
         if pool:  # on an error or Ctrl-C, the seeds not started are dropped, not run
             pool.shutdown(cancel_futures=True)
-    for label, needed in (("found", found), ("returned", returned)):
-        bounds = {m: median_bounds(needed[m], spent[m]) for m in METHODS}
-        for m in METHODS:
-            reached = sum(n is not None for n in needed[m])
-            print(f"{label:<8} {m:<12} median trial-epochs {median_text(*bounds[m])} "
-                  f"({reached} of {len(seeds)} runs reached it; mean budget "
-                  f"{statistics.mean(spent[m]):.0f})")
-        print(f"{label:<8} {ratio_text(bounds['tpe+asha'], bounds['random+fifo'])}")
-        lo, hi = ratio_ci(needed["tpe+asha"], needed["random+fifo"])
-        print(f"{label:<8} 95 % interval of the ratio (paired bootstrap over the "
-              f"{len(seeds)} searcher seeds): {lo:.2f} to {hi:.2f}")
+    for line in (*summary_lines(done, spent, means, tolerances, budgets),
+                 *spread_lines(visited, len(scores))):
+        print(line)
     return 0

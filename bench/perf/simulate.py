@@ -10,7 +10,8 @@ sampler, seed and journal) behind a ConcurrencyLimiter, and its ASHA or FIFO
 scheduler. Every trial-epoch lasts one tick; `concurrency` trials run at once;
 a trial that stops frees its slot for the next suggestion at once; reports
 that fall on the same tick go in trial order. So a seed's count is a
-function of the seed, a sweep takes seconds, and many seeds fit in a session.
+function of the seed (in one environment: the same seeds gave other TPE sweeps
+with another venv and machine), a sweep takes seconds, and many seeds fit in a session.
 What it leaves out is Tune's timing: start-up costs and uneven epochs.
 """
 from __future__ import annotations
