@@ -166,7 +166,9 @@ def test_perf_replay_trains_a_grid_once_and_replays_real_sweeps_on_it(tmp_path):
     for needle in ("target: the best cell's mean", "training-seed noise",
                    "tpe+asha seed 0: ", "random+fifo seed 0: ",
                    "found    ratio tpe+asha / random+fifo:",
-                   "returned ratio tpe+asha / random+fifo:"):
+                   "returned ratio tpe+asha / random+fifo:",
+                   "regret      6: tpe+asha median",  # default budgets: 3 trials x 2 epochs
+                   "visited  random+fifo  median"):
         assert needle in p.stdout, p.stdout
     # the second call reads the grid back: no training, only replays
     p = _replay(*grid, "--seeds", "1", "--trials", "2", "--epoch-s", "0")
