@@ -136,7 +136,7 @@ def test_seed_lists_take_ranges():
     (["--fix", "optim.momentum=0.9"], "--fix optim.momentum: not a searched key"),
     (["--cells", "optim.lr=3"], "optim.weight_decay: give its number of cells"),
     (["--seeds", "x"], "--seeds 'x'"),
-    (["--tolerance", "0.01,x"], "--tolerance '0.01,x': give floats, comma-separated"),
+    (["--tolerance", "0.01,x"], "--tolerance '0.01,x': give comma-separated numbers"),
     (["--budgets", "60,0"], "--budgets '60,0': every value must be > 0"),
     (["--workers", "0"], "--workers 0: give 1 or more"),
     (["--jobs", "2"], "--jobs 2: give 1 or more, and more than 1 only with --engine sim"),

@@ -21,8 +21,8 @@ import pandas as pd
 
 from bench.perf.search import median_bounds, median_text, ratio_ci, ratio_text
 
-__all__ = ["Finish", "finishes", "epochs_to_found", "epochs_to_returned", "regret_at",
-           "summary_lines", "spread_lines"]
+__all__ = ["Finish", "finishes", "near_cells", "epochs_to_found", "epochs_to_returned",
+           "regret_at", "summary_lines", "spread_lines"]
 
 # (trial-epochs spent when the trial finished its last epoch, its cell, its final value)
 Finish = tuple[int, str, float]
@@ -34,6 +34,13 @@ def finishes(reports: pd.DataFrame, epochs: int) -> list[Finish]:
     last = (reports["epoch"] == epochs).to_numpy().nonzero()[0]
     return [(int(i) + 1, str(reports["cell"].iat[i]), float(reports["value"].iat[i]))
             for i in last]
+
+
+def near_cells(means: Mapping[str, float], tolerance: float) -> set[str]:
+    """The cells whose mean is within `tolerance` of the best cell's: what counts as reaching
+    it. means: the cells that have one."""
+    best = max(means.values())
+    return {c for c, v in means.items() if v >= best - tolerance}
 
 
 def epochs_to_found(done: Sequence[Finish], near: set[str]) -> int | None:
@@ -129,9 +136,8 @@ def summary_lines(done: dict[str, list[list[Finish]]], spent: dict[str, list[int
     """What `bench.perf replay` prints after the sweeps: per tolerance the found and returned
     medians and ratios, then the regret at each budget. done[method][k]: seed k's finishes."""
     out: list[str] = []
-    best = max(means.values())
     for tol in tolerances:
-        near = {c for c, v in means.items() if v >= best - tol}
+        near = near_cells(means, tol)
         if len(tolerances) > 1:
             out.append(f"within {tol:.3f} of the best cell ({len(near)} of {len(means)} "
                        "cells):")

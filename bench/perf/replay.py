@@ -40,8 +40,8 @@ from bench.errors import ConfigError
 from bench.perf.grid import (Grid, cell_scores, config_cell, grid_runs, make_grid,
                              read_curves)
 from bench.perf.reach import (Finish, epochs_to_found, epochs_to_returned, finishes,
-                              spread_lines, summary_lines)
-from bench.perf.search import METHODS, ROOT, with_method
+                              near_cells, spread_lines, summary_lines)
+from bench.perf.search import METHODS, ROOT, number_list, with_method
 from bench.runs import atomic_write_text
 from bench.search.spaces import Study, study_from_dict, with_base_sets
 
@@ -100,12 +100,9 @@ def seed_list(flag: str, text: str) -> list[int]:
     return out
 
 
-def number_list(flag: str, text: str, kind: type = float) -> list:
+def _positive(flag: str, text: str, kind: type) -> list:
     """"0.01,0.03" -> numbers, each > 0."""
-    try:
-        out = [kind(part) for part in text.split(",")]
-    except ValueError:
-        raise ConfigError(f"{flag} {text!r}: give {kind.__name__}s, comma-separated") from None
+    out = number_list(flag, text, kind)
     if any(not v > 0 for v in out):
         raise ConfigError(f"{flag} {text!r}: every value must be > 0")
     return out
@@ -113,7 +110,7 @@ def number_list(flag: str, text: str, kind: type = float) -> list:
 
 def _budgets(text: str | None) -> list[int] | None:
     """--budgets: None for the default (known once the study's epochs are), [] for none."""
-    return None if text is None else [] if text == "none" else number_list("--budgets", text, int)
+    return None if text is None else [] if text == "none" else _positive("--budgets", text, int)
 
 
 def _default_budgets(trials: int, epochs: int) -> list[int]:
@@ -283,7 +280,7 @@ def run(args: argparse.Namespace) -> int:
     from bench.search.run import init_ray
 
     seeds = seed_list("--seeds", args.seeds)
-    tolerances = number_list("--tolerance", args.tolerance)
+    tolerances = _positive("--tolerance", args.tolerance, float)
     budgets = _budgets(args.budgets)
     d = Path(args.grid).absolute()
     if d.exists() and not d.is_dir():
@@ -302,12 +299,12 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError(f"--grid {d}: no cell finished every training seed")
     if budgets is None:
         budgets = _default_budgets(args.trials, study.epochs)
-    best = scores["mean"].max()
+    means = scores["mean"].dropna().to_dict()  # a cell with a diverged run has none
     cells = ", ".join(f"{k} {list(v)}" for k, v in grid.values.items())
     print(f"grid: {len(scores)} cells ({cells}) x training seeds {train_seeds}")
-    within = ", ".join(f"{(scores['mean'] >= best - t).sum()} within {t:.3f}"
-                       for t in tolerances)
-    print(f"target: the best cell's mean {best:.3f} ({scores['mean'].idxmax()}); "
+    within = ", ".join(f"{len(near_cells(means, t))} within {t:.3f}" for t in tolerances)
+    print(f"target: the best cell's mean {max(means.values()):.3f} "
+          f"({scores['mean'].idxmax()}); "
           f"of {len(scores)} cells {within} of it")
     if scores["std"].notna().any():
         print(f"training-seed noise: a cell's runs differ by a standard deviation of "
@@ -317,11 +314,10 @@ def run(args: argparse.Namespace) -> int:
     if args.engine == "tune":
         init_ray(address=None, num_cpus=None, num_gpus=None)
     by_cell = _curves_by_cell(curves)
-    means = scores["mean"].dropna().to_dict()  # a cell with a diverged run has none
     done: dict[str, list[list[Finish]]] = {m: [] for m in METHODS}
     spent: dict[str, list[int]] = {m: [] for m in METHODS}
     visited: dict[str, list[list[str]]] = {m: [] for m in METHODS}
-    near = set(scores.index[scores["mean"] >= best - tolerances[0]])
+    near = near_cells(means, tolerances[0])  # for the per-seed lines
     one = functools.partial(seed_sweeps, raw=raw, grid=grid, curves=by_cell,
                             epochs=study.epochs, args=args)
     pool = (ProcessPoolExecutor(args.jobs, mp_context=multiprocessing.get_context("spawn"))

@@ -218,12 +218,13 @@ def _sweep(args, sampler: str, scheduler: str, seed: int, d: Path, kept: bool) -
     return reports
 
 
-def _ints(flag: str, text: str) -> list[int]:
+def number_list(flag: str, text: str, kind: type = int) -> list:
+    """"0,1,2" (or "0.01,0.05" with kind float) -> numbers; else one line naming the flag."""
     try:
-        return [int(s) for s in text.split(",")]
+        return [kind(s) for s in text.split(",")]
     except ValueError:
-        raise ConfigError(f"{flag} {text!r}: give comma-separated integers, e.g. 0,1,2") \
-            from None
+        what = "integers" if kind is int else "numbers"
+        raise ConfigError(f"{flag} {text!r}: give comma-separated {what}") from None
 
 
 def _fmt(value: Any) -> str:
@@ -265,10 +266,10 @@ def _confirmed_target(args, runs, d: Path, seeds: list[int], confirm_seeds: list
 def run(args: argparse.Namespace) -> int:
     from bench.search.run import init_ray
 
-    seeds = _ints("--seeds", args.seeds)
+    seeds = number_list("--seeds", args.seeds)
     if args.keep and Path(args.keep).exists() and not Path(args.keep).is_dir():
         raise ConfigError(f"--keep {args.keep}: not a folder")
-    confirm_seeds = _ints("--confirm-seeds", args.confirm_seeds)  # fails now, not after sweeps
+    confirm_seeds = number_list("--confirm-seeds", args.confirm_seeds)  # fails now, not after sweeps
     if args.confirm < 0:
         raise ConfigError(f"--confirm {args.confirm}: give 0 or more configurations")
     init_ray(address=None, num_cpus=None, num_gpus=None)
