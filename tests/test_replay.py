@@ -101,7 +101,7 @@ def test_the_summary_counts_every_tolerance_and_budget_on_the_same_sweeps():
             "random+fifo": [[(4, "c", 0.45), (8, "b", 0.47), (12, "a", 0.55)],
                             [(4, "c", 0.41), (8, "c", 0.39)]]}
     spent = {"tpe+asha": [10, 10], "random+fifo": [12, 12]}
-    lines = summary_lines(done, spent, means, [0.005, 0.02], [4, 12])
+    lines = summary_lines(done, spent, [means, means], [0.005, 0.02], [4, 12])
     text = "\n".join(lines)
     assert "within 0.005 of the best cell (1 of 3 cells):" in text
     assert "within 0.020 of the best cell (2 of 3 cells):" in text
@@ -114,6 +114,68 @@ def test_the_summary_counts_every_tolerance_and_budget_on_the_same_sweeps():
     assert "mean difference tpe+asha - random+fifo -9.5" in at4 and "lower in 2" in at4
     at12 = next(ln for ln in lines if ln.startswith("regret     12:"))
     assert "random+fifo median 5.0, at 0 in 1" in at12  # a at 12 (0) and c (10)
+
+
+def test_each_sweep_is_judged_by_its_own_scores():
+    """--holdout: sweep k is scored by the training seed it did not replay, so its target,
+    its near-best cells and its regret are its own."""
+    held0 = {"a": 0.50, "b": 0.49, "c": 0.40}  # what sweep 0 is judged by
+    held1 = {"a": 0.40, "b": 0.52, "c": 0.48}  # sweep 1: b is best, a is 12 points down
+    done = {"tpe+asha": [[(4, "a", 0.6)], [(4, "a", 0.6)]],
+            "random+fifo": [[(4, "c", 0.5)], [(4, "b", 0.5)]]}
+    spent = {"tpe+asha": [8, 8], "random+fifo": [8, 8]}
+    lines = summary_lines(done, spent, [held0, held1], [0.01, 0.05], [4])
+    text = "\n".join(lines)
+    assert "within 0.010 of the best cell (1 to 2 of 3 cells):" in text  # {a, b} and {b}
+    assert "within 0.050 of the best cell (2 of 3 cells):" in text  # {a, b} and {b, c}
+    found = [ln for ln in lines if ln.startswith("found    tpe+asha")]
+    assert "(1 of 2 runs reached it" in found[0]  # a is near-best for sweep 0 only
+    at4 = next(ln for ln in lines if ln.startswith("regret      4:"))
+    # tpe+asha: 0 and 12 points; random+fifo: c is 10 down for sweep 0, b is best for sweep 1
+    assert "tpe+asha median 6.0, at 0 in 1" in at4 and "random+fifo median 5.0, at 0 in 1" in at4
+    assert "mean difference tpe+asha - random+fifo +1.0" in at4
+
+
+def test_holdout_replays_the_other_seeds_and_scores_by_the_held_out_one():
+    from bench.perf.replay import judging
+
+    curves = pd.DataFrame(
+        [(c, s, e, v) for c, runs in {"a": [(0.2, 0.6), (0.3, 0.4)], "b": [(0.1, 0.5),
+                                                                        (0.2, 0.7)]}.items()
+         for s, run in zip((0, 1), runs) for e, v in enumerate(run, 1)],
+        columns=["cell", "seed", "epoch", "value"])
+    (replayed, scores), = judging(curves, 2, [0, 1], holdout=False)
+    assert replayed == {"a": [[0.2, 0.6], [0.3, 0.4]], "b": [[0.1, 0.5], [0.2, 0.7]]}
+    assert scores == pytest.approx({"a": 0.5, "b": 0.6})  # means over both seeds
+    held0, held1 = judging(curves, 2, [0, 1], holdout=True)
+    assert held0[0] == {"a": [[0.3, 0.4]], "b": [[0.2, 0.7]]}  # seed 0 held out: seed 1 replayed
+    assert held0[1] == pytest.approx({"a": 0.6, "b": 0.5})  # and seed 0's final values score
+    assert held1[0] == {"a": [[0.2, 0.6]], "b": [[0.1, 0.5]]}
+    assert held1[1] == pytest.approx({"a": 0.4, "b": 0.7})
+
+
+@pytest.mark.parametrize("seed", [2, 3])
+def test_a_held_out_sweep_replays_only_the_seeds_it_does_not_hold_out(seed):
+    """On a shipped grid: searcher seed k holds out training seed k mod 2, so every trial that
+    finishes shows the other seed's final value of its cell."""
+    from bench.perf.replay import judging, seed_sweeps
+
+    raw, study, grid, _, args = _shipped("--engine", "sim", "--trials", "16",
+                                         name="dsm-h200")
+    curves = pd.read_csv(GRIDS / "dsm-h200" / "curves.csv")
+    final = curves[curves["epoch"] == study.epochs].pivot(index="cell", columns="seed",
+                                                         values="value")
+    judged = judging(curves, study.epochs, [0, 1], holdout=True)
+    out = seed_sweeps(seed, raw=raw, grid=grid, curves=[c for c, _ in judged],
+                      epochs=study.epochs, args=args)
+    replayed = 1 - seed % 2
+    differ = 0
+    for _, _, done, _, _ in out:
+        assert done  # trials finished, under both methods
+        for _, cell, value in done:
+            assert value == final.loc[cell, replayed]
+            differ += final.loc[cell, replayed] != final.loc[cell, seed % 2]
+    assert differ  # the check could tell the two seeds apart
 
 
 def test_spread_counts_distinct_cells_and_the_most_visited_share_per_sweep():
@@ -140,6 +202,7 @@ def test_seed_lists_take_ranges():
     (["--budgets", "60,0"], "--budgets '60,0': every value must be > 0"),
     (["--workers", "0"], "--workers 0: give 1 or more"),
     (["--jobs", "2"], "--jobs 2: give 1 or more, and more than 1 only with --engine sim"),
+    (["--holdout", "--train-seeds", "0"], "--holdout needs 2 or more --train-seeds (got '0')"),
 ])
 def test_perf_replay_user_errors_are_one_line(args, message, tmp_path, capsys):
     with pytest.raises(SystemExit) as e:
@@ -174,6 +237,13 @@ def test_perf_replay_trains_a_grid_once_and_replays_real_sweeps_on_it(tmp_path):
     p = _replay(*grid, "--seeds", "1", "--trials", "2", "--epoch-s", "0")
     assert p.returncode == 0 and "training the grid" not in p.stdout, p.stdout + p.stderr
     assert "tpe+asha seed 1: " in p.stdout and "(1 of 1 runs" in p.stdout, p.stdout
+    # judged by held-out training seeds: each seed's own target, one per held-out seed
+    p = _replay(*grid, "--seeds", "0,1", "--trials", "2", "--engine", "sim", "--holdout")
+    assert p.returncode == 0 and "training the grid" not in p.stdout, p.stdout + p.stderr
+    for needle in ("target: held out training seed 0: the best cell's score",
+                   "target: held out training seed 1: the best cell's score",
+                   "random+fifo seed 1: ", "regret      4: tpe+asha median"):
+        assert needle in p.stdout, p.stdout
     # another grid in the same folder is refused, in one line, before anything runs
     p = _replay(*grid[:-2], "--train-seeds", "0", "--seeds", "0")
     assert p.returncode == 2 and "holds another grid" in p.stderr, p.stderr

@@ -5,10 +5,15 @@ A sweep is reduced to its finishes: every trial that ran its last epoch, as
 the counts come from those, so one set of sweeps answers every tolerance and
 every budget: "found" (a trial of a near-best cell finishes), "returned" (the
 best finished trial so far is of a near-best cell: what the sweep would hand
-back) and the regret at a budget (the best cell's mean minus the mean of the
-cell the sweep would hand back then). Why regret too: with one near-best cell
-and a noisy landscape, "found" is a lottery over one cell, while regret says
+back) and the regret at a budget (the best cell's score minus the score of
+the cell the sweep would hand back then). Why regret too: with one near-best
+cell and a noisy landscape, "found" is a lottery over one cell, while regret says
 how good what a user gets back is, which is what tuning is for.
+
+Every sweep is judged by its own cell scores (`scores[k]` for sweep k): the means
+over all training seeds, or, with `bench.perf replay --holdout`, the one seed the
+sweep did not replay, so that the luck of the runs a search saw does not also
+lift the score of what it returns.
 """
 from __future__ import annotations
 
@@ -36,11 +41,11 @@ def finishes(reports: pd.DataFrame, epochs: int) -> list[Finish]:
             for i in last]
 
 
-def near_cells(means: Mapping[str, float], tolerance: float) -> set[str]:
-    """The cells whose mean is within `tolerance` of the best cell's: what counts as reaching
-    it. means: the cells that have one."""
-    best = max(means.values())
-    return {c for c, v in means.items() if v >= best - tolerance}
+def near_cells(scores: Mapping[str, float], tolerance: float) -> set[str]:
+    """The cells whose score is within `tolerance` of the best cell's: what counts as reaching
+    it. scores: the cells that have one."""
+    best = max(scores.values())
+    return {c for c, v in scores.items() if v >= best - tolerance}
 
 
 def epochs_to_found(done: Sequence[Finish], near: set[str]) -> int | None:
@@ -62,17 +67,17 @@ def epochs_to_returned(done: Sequence[Finish], near: set[str]) -> int | None:
     return next((i for i, cell in _returned(done) if cell in near), None)
 
 
-def regret_at(done: Sequence[Finish], means: Mapping[str, float], budget: int
+def regret_at(done: Sequence[Finish], scores: Mapping[str, float], budget: int
               ) -> float | None:
-    """Best cell's mean minus the mean of the cell the sweep returns after `budget`
+    """Best cell's score minus the score of the cell the sweep returns after `budget`
     trial-epochs; None when no trial has finished by then, NaN when the returned cell has
-    no mean (a run of it diverged or is missing). means: the cells that have one."""
+    no score (a run of it diverged or is missing). scores: the cells that have one."""
     cell = None
     for i, c in _returned(done):
         if i > budget:
             break
         cell = c
-    return None if cell is None else max(means.values()) - means.get(cell, math.nan)
+    return None if cell is None else max(scores.values()) - scores.get(cell, math.nan)
 
 
 def _paired_mean_ci(d: np.ndarray, *, n_boot: int = 10_000, seed: int = 0
@@ -100,15 +105,16 @@ def _reach_lines(label: str, needed: dict[str, list[int | None]],
     return out
 
 
-def _regret_lines(done: dict[str, list[list[Finish]]], means: Mapping[str, float],
+def _regret_lines(done: dict[str, list[list[Finish]]], scores: Sequence[Mapping[str, float]],
                   budgets: Sequence[int]) -> list[str]:
     methods = list(done)
-    out = ["regret   best cell's mean - the returned cell's mean, in WAR points, after a "
+    out = ["regret   best cell's score - the returned cell's score, in WAR points, after a "
            "budget of trial-epochs (none: no trial finished yet)"]
     for b in budgets:
         # (seeds,) per method, in points; nothing returned yet: inf; an unscored cell: NaN
         r = {m: np.array([math.inf if v is None else 100 * v
-                          for v in (regret_at(d, means, b) for d in done[m])])
+                          for v in (regret_at(d, scores[k], b)
+                                    for k, d in enumerate(done[m]))])
              for m in methods}
         parts = []
         for m in methods:
@@ -131,20 +137,23 @@ def _regret_lines(done: dict[str, list[list[Finish]]], means: Mapping[str, float
 
 
 def summary_lines(done: dict[str, list[list[Finish]]], spent: dict[str, list[int]],
-                  means: Mapping[str, float], tolerances: Sequence[float],
+                  scores: Sequence[Mapping[str, float]], tolerances: Sequence[float],
                   budgets: Sequence[int]) -> list[str]:
     """What `bench.perf replay` prints after the sweeps: per tolerance the found and returned
-    medians and ratios, then the regret at each budget. done[method][k]: seed k's finishes."""
+    medians and ratios, then the regret at each budget. done[method][k]: sweep k's finishes,
+    judged by scores[k] (the cells that have one)."""
     out: list[str] = []
     for tol in tolerances:
-        near = near_cells(means, tol)
+        near = [near_cells(s, tol) for s in scores]  # per sweep
         if len(tolerances) > 1:
-            out.append(f"within {tol:.3f} of the best cell ({len(near)} of {len(means)} "
-                       "cells):")
+            sizes = sorted({len(n) for n in near})
+            size = (f"{sizes[0]}" if len(sizes) == 1 else f"{sizes[0]} to {sizes[-1]}")
+            out.append(f"within {tol:.3f} of the best cell ({size} of "
+                       f"{max(len(s) for s in scores)} cells):")
         for label, count in (("found", epochs_to_found), ("returned", epochs_to_returned)):
-            out += _reach_lines(label, {m: [count(d, near) for d in done[m]] for m in done},
-                                spent)
-    return out + (_regret_lines(done, means, budgets) if budgets else [])
+            out += _reach_lines(label, {m: [count(d, near[k]) for k, d in enumerate(done[m])]
+                                        for m in done}, spent)
+    return out + (_regret_lines(done, scores, budgets) if budgets else [])
 
 
 def spread_lines(visited: dict[str, list[list[str]]], n_cells: int) -> list[str]:

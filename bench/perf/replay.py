@@ -18,6 +18,12 @@ it when a trial of a cell within `--tolerance` of it finishes its last epoch
 cell, what the sweep would hand back. Prints the median trial-epochs per
 method and their ratio (goal <= 1/3), for each `--tolerance` on the same
 sweeps, and the regret of the returned cell at `--budgets` (bench/perf/reach.py).
+
+With `--holdout` a sweep is judged by a training seed it never replayed: the
+search sees the other seeds' runs, its target and its returned cell are scored
+by the held-out seed. Without it the target is the mean of the very runs the
+sweeps replay, so a lucky run counts twice: once to make a sweep pick its
+cell, once to lift that cell's score.
 """
 from __future__ import annotations
 
@@ -68,6 +74,10 @@ def add_arguments(ap: argparse.ArgumentParser) -> None:
                     help="trial-epochs at which to print the regret of the returned cell "
                          "(default: 1/8, 1/4, 1/2 and all of a sweep's trials x epochs; "
                          "'none': no regret lines)")
+    ap.add_argument("--holdout", action="store_true",
+                    help="judge each sweep by a training seed it did not replay: searcher seed "
+                         "k holds out the (k mod n)-th of the grid's n training seeds, replays "
+                         "the others and is scored by the held-out seed's final values")
     ap.add_argument("--engine", choices=("tune", "sim"), default="tune",
                     help="tune: every sweep a real Tune experiment; sim: the same searcher and "
                          "scheduler on a virtual clock, deterministic, seconds per sweep")
@@ -256,12 +266,30 @@ def replay_sweep(raw: dict[str, Any], grid: Grid, curves: dict[str, list[list[fl
         ["trial", "t", "epoch", "cell", "value"]]
 
 
+def judging(curves: pd.DataFrame, epochs: int, seeds: list[int], holdout: bool
+            ) -> list[tuple[dict[str, list[list[float]]], dict[str, float]]]:
+    """(curves a sweep replays, by cell; the cell scores it is judged by), one pair per
+    held-out training seed (searcher seed k takes pair k mod len), or one pair, all seeds
+    replayed and scored by their mean, without --holdout. Scores: the cells that have one."""
+    if not holdout:
+        return [(_curves_by_cell(curves), cell_scores(curves, epochs, seeds)["mean"].dropna()
+                 .to_dict())]
+    out = []
+    for held in seeds:
+        seen = curves[curves["seed"] != held]
+        out.append((_curves_by_cell(seen), cell_scores(curves, epochs, [held])["mean"].dropna()
+                    .to_dict()))
+    return out
+
+
 def seed_sweeps(seed: int, *, raw: dict[str, Any], grid: Grid,
-                curves: dict[str, list[list[float]]], epochs: int,
+                curves: list[dict[str, list[list[float]]]], epochs: int,
                 args: argparse.Namespace
                 ) -> list[tuple[str, int, list[Finish], list[str], float]]:
     """Both methods' sweeps at one searcher seed: (method, trial-epochs spent, finishes,
-    every trial's cell, seconds) each."""
+    every trial's cell, seconds) each. curves: as `judging` pairs them; the seed's is
+    curves[seed mod len]."""
+    curves = curves[seed % len(curves)]
     out = []
     for name, (sampler, scheduler) in METHODS.items():
         t0 = time.perf_counter()
@@ -290,6 +318,9 @@ def run(args: argparse.Namespace) -> int:
                           "--engine sim (Tune sweeps share one Ray instance)")
     if args.workers is not None and args.workers < 1:
         raise ConfigError(f"--workers {args.workers}: give 1 or more")
+    if args.holdout and len(seed_list("--train-seeds", args.train_seeds)) < 2:
+        raise ConfigError(f"--holdout needs 2 or more --train-seeds (got {args.train_seeds!r}): "
+                          "one to hold out, the others to replay")
     raw, study, grid, train_seeds = open_grid(args, d)
     kept = d / CURVES_FILE
     curves = (pd.read_csv(kept) if kept.is_file()
@@ -299,13 +330,15 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError(f"--grid {d}: no cell finished every training seed")
     if budgets is None:
         budgets = _default_budgets(args.trials, study.epochs)
-    means = scores["mean"].dropna().to_dict()  # a cell with a diverged run has none
     cells = ", ".join(f"{k} {list(v)}" for k, v in grid.values.items())
     print(f"grid: {len(scores)} cells ({cells}) x training seeds {train_seeds}")
-    within = ", ".join(f"{len(near_cells(means, t))} within {t:.3f}" for t in tolerances)
-    print(f"target: the best cell's mean {max(means.values()):.3f} "
-          f"({scores['mean'].idxmax()}); "
-          f"of {len(scores)} cells {within} of it")
+    judged = judging(curves, study.epochs, train_seeds, args.holdout)
+    for held, (_, by) in zip(train_seeds if args.holdout else [None], judged):
+        within = ", ".join(f"{len(near_cells(by, t))} within {t:.3f}" for t in tolerances)
+        what = ("the best cell's mean" if held is None
+                else f"held out training seed {held}: the best cell's score")
+        print(f"target: {what} {max(by.values()):.3f} ({max(by, key=by.get)}); "
+              f"of {len(scores)} cells {within} of it")
     if scores["std"].notna().any():
         print(f"training-seed noise: a cell's runs differ by a standard deviation of "
               f"{scores['std'].median():.3f} (median over cells)")
@@ -313,18 +346,18 @@ def run(args: argparse.Namespace) -> int:
         return 0
     if args.engine == "tune":
         init_ray(address=None, num_cpus=None, num_gpus=None)
-    by_cell = _curves_by_cell(curves)
     done: dict[str, list[list[Finish]]] = {m: [] for m in METHODS}
     spent: dict[str, list[int]] = {m: [] for m in METHODS}
     visited: dict[str, list[list[str]]] = {m: [] for m in METHODS}
-    near = near_cells(means, tolerances[0])  # for the per-seed lines
-    one = functools.partial(seed_sweeps, raw=raw, grid=grid, curves=by_cell,
+    by_seed = [judged[seed % len(judged)][1] for seed in seeds]  # what each sweep is judged by
+    one = functools.partial(seed_sweeps, raw=raw, grid=grid, curves=[c for c, _ in judged],
                             epochs=study.epochs, args=args)
     pool = (ProcessPoolExecutor(args.jobs, mp_context=multiprocessing.get_context("spawn"))
             if args.jobs > 1 else None)
     try:
         per_seed = pool.map(one, seeds) if pool else map(one, seeds)
-        for seed, counts in zip(seeds, per_seed):
+        for seed, counts, by in zip(seeds, per_seed, by_seed):
+            near = near_cells(by, tolerances[0])  # for the per-seed lines
             for name, n, fin, cells_of_trials, secs in counts:
                 done[name].append(fin)
                 spent[name].append(n)
@@ -335,7 +368,7 @@ def run(args: argparse.Namespace) -> int:
     finally:
         if pool:  # on an error or Ctrl-C, the seeds not started are dropped, not run
             pool.shutdown(cancel_futures=True)
-    for line in (*summary_lines(done, spent, means, tolerances, budgets),
+    for line in (*summary_lines(done, spent, by_seed, tolerances, budgets),
                  *spread_lines(visited, len(scores))):
         print(line)
     return 0
