@@ -332,6 +332,18 @@ def test_a_shipped_grid_is_still_the_grid_of_its_space_and_complete(name):
     assert scores["mean"].max() == pytest.approx(target, abs=5e-4)  # the README's target
 
 
+@pytest.mark.parametrize("name, early", [
+    ("adamw-h200", "k=1 +0.29, k=2 +0.65, k=3 +0.84, k=4 +0.95, k=5 +0.98 (the space's ASHA "
+                   "grace period: 3)"),
+    ("dsm-h200", "k=1 -0.11, k=2 +0.52, k=3 +0.93 (the space's ASHA grace period: 1)")])
+def test_a_grid_says_how_well_early_epochs_rank_its_runs(name, early, capsys):
+    """What ASHA's grace period stops on: on the DSM grid epoch 1 ranks the runs at chance."""
+    assert main(["replay", *_shipped_cli(name), "--train-only"]) == 0
+    line = next(ln for ln in capsys.readouterr().out.splitlines()
+                if ln.startswith("early epochs:"))
+    assert line.endswith(early), line
+
+
 def _shipped(*extra: str, name: str = "adamw-h200"):
     """(raw, study, grid, curves by cell, args) of a shipped grid, parsed as the CLI does."""
     from bench.perf import replay

@@ -47,7 +47,7 @@ from bench.perf.grid import (Grid, cell_scores, config_cell, grid_runs, make_gri
                              read_curves)
 from bench.perf.reach import (Finish, epochs_to_found, epochs_to_returned, finishes,
                               near_cells, spread_lines, summary_lines)
-from bench.perf.search import METHODS, ROOT, number_list, with_method
+from bench.perf.search import METHODS, ROOT, number_list, rank_agreement, with_method
 from bench.runs import atomic_write_text
 from bench.search.spaces import Study, study_from_dict, with_base_sets
 
@@ -342,6 +342,11 @@ def run(args: argparse.Namespace) -> int:
     if scores["std"].notna().any():
         print(f"training-seed noise: a cell's runs differ by a standard deviation of "
               f"{scores['std'].median():.3f} (median over cells)")
+    agree = rank_agreement(curves.assign(trial=curves["cell"] + "|" + curves["seed"].astype(str)))
+    if len(agree):  # what ASHA's grace period stops on
+        print("early epochs: epoch k ranks the grid's runs as their last epoch does, Spearman "
+              + ", ".join(f"k={k} {v:+.2f}" for k, v in agree.items())
+              + f" (the space's ASHA grace period: {study.scheduler.grace_period})")
     if args.train_only:
         return 0
     if args.engine == "tune":
