@@ -116,6 +116,20 @@ def test_the_summary_counts_every_tolerance_and_budget_on_the_same_sweeps():
     assert "random+fifo median 5.0, at 0 in 1" in at12  # a at 12 (0) and c (10)
 
 
+@pytest.mark.parametrize("tpe_cell, rand_cell, interval", [
+    ("a", "b", "0.00 to 0.00 (0: random+fifo's median never reached in those resamples)"),
+    ("b", "a", "inf to inf (inf: tpe+asha's median never reached in those resamples)"),
+    ("b", "b", "none (in every resample neither method's median reached the target)"),
+    ("a", "a", "1.00 to 1.00")])
+def test_an_interval_end_from_an_unreached_median_says_so(tpe_cell, rand_cell, interval):
+    """A run that never reaches the target counts as infinitely long, so 0, inf and nan ends
+    are not measured ratios; the line must not read like one."""
+    done = {"tpe+asha": [[(4, tpe_cell, 0.5)]] * 3, "random+fifo": [[(4, rand_cell, 0.5)]] * 3}
+    lines = summary_lines(done, {m: [8] * 3 for m in done}, [{"a": 0.9, "b": 0.1}] * 3,
+                          [0.01], [])
+    assert lines[3].endswith(f"searcher seeds): {interval}"), lines[3]
+
+
 def test_each_sweep_is_judged_by_its_own_scores():
     """--holdout: sweep k is scored by the training seed it did not replay, so its target,
     its near-best cells and its regret are its own."""
@@ -178,6 +192,56 @@ def test_a_held_out_sweep_replays_only_the_seeds_it_does_not_hold_out(seed):
     assert differ  # the check could tell the two seeds apart
 
 
+def _hash(i: int) -> int:
+    import hashlib
+
+    return int(hashlib.sha1(str(i).encode()).hexdigest(), 16)
+
+
+def test_a_fresh_draw_has_its_cells_mean_seed_noise_and_run_shape():
+    """--draws fresh: a new run of the cell, centred on its mean, as noisy as its seeds and
+    shaped over the epochs like a stored run's deviation; never a value outside [0, 1]."""
+    from bench.perf.replay import fresh_draw
+
+    runs = [[0.20, 0.40, 0.50], [0.20, 0.30, 0.40]]  # mean 0.2, 0.35, 0.45; std 0, .071, .071
+    draws = pd.DataFrame([fresh_draw(runs, _hash(i)) for i in range(4000)])
+    assert draws.mean().tolist() == pytest.approx([0.20, 0.35, 0.45], abs=0.005)
+    assert draws.std().tolist() == pytest.approx([0.0, 0.0707, 0.0707], abs=0.004)
+    dev = draws - [0.20, 0.35, 0.45]
+    assert (dev[1] - dev[2]).abs().max() < 1e-12  # both runs deviate alike at epochs 2 and 3
+    assert draws.round(9).drop_duplicates().shape[0] > 3900  # new runs, not the stored two
+    assert fresh_draw([[0.3, 0.5]], 12345) == [0.3, 0.5]  # one run: nothing to draw around
+    wide = [[0.0, 0.98], [0.0, 0.02]]
+    assert all(0.0 <= v <= 1.0 for i in range(500) for v in fresh_draw(wide, _hash(i)))
+
+
+@pytest.mark.parametrize("draws", ["runs", "fresh"])
+def test_fresh_draws_give_each_trial_its_own_run_stored_draws_replay_the_grids(draws):
+    from bench.perf.replay import replay_sweep
+
+    raw, study, grid, curves, args = _shipped("--engine", "sim", "--trials", "40",
+                                              "--draws", draws, name="dsm-h200")
+    r = replay_sweep(raw, grid, curves, "random", "fifo", 7, args)
+    final = r[r["epoch"] == study.epochs]
+    stored = final.apply(lambda x: x["value"] in [run[-1] for run in curves[x["cell"]]], axis=1)
+    if draws == "runs":
+        assert stored.all()
+    else:  # cells whose runs differ: every trial a value of its own
+        noisy = final[final["cell"].map(lambda c: len({run[-1] for run in curves[c]}) > 1)]
+        assert len(noisy) > 10 and not stored[noisy.index].any()
+        assert not noisy.duplicated(["cell", "value"]).any()
+    again = replay_sweep(raw, grid, curves, "random", "fifo", 7, args)
+    pd.testing.assert_frame_equal(r, again)  # a function of the searcher seed, as before
+
+
+def test_the_cli_says_it_draws_fresh_runs_and_judges_by_the_cells_means(capsys):
+    assert main(["replay", *_shipped_cli("dsm-h200"), "--engine", "sim", "--seeds", "0",
+                 "--trials", "4", "--draws", "fresh"]) == 0
+    out = capsys.readouterr().out
+    assert "draws: every trial is a fresh run around its cell's stored ones" in out
+    assert "target: the best cell's mean 0.462" in out and "tpe+asha seed 0:" in out
+
+
 def test_spread_counts_distinct_cells_and_the_most_visited_share_per_sweep():
     visited = {"tpe+asha": [["a", "a", "a", "b"], ["a", "b", "b", "b"], ["c"] * 4],
                "random+fifo": [["a", "b", "c", "d"]] * 3}
@@ -203,6 +267,7 @@ def test_seed_lists_take_ranges():
     (["--workers", "0"], "--workers 0: give 1 or more"),
     (["--jobs", "2"], "--jobs 2: give 1 or more, and more than 1 only with --engine sim"),
     (["--holdout", "--train-seeds", "0"], "--holdout needs 2 or more --train-seeds (got '0')"),
+    (["--holdout", "--draws", "fresh"], "--holdout and --draws fresh: give one"),
 ])
 def test_perf_replay_user_errors_are_one_line(args, message, tmp_path, capsys):
     with pytest.raises(SystemExit) as e:

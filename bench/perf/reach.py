@@ -101,8 +101,22 @@ def _reach_lines(label: str, needed: dict[str, list[int | None]],
     out.append(f"{label:<8} {ratio_text(bounds[methods[0]], bounds[methods[1]])}")
     lo, hi = ratio_ci(needed[methods[0]], needed[methods[1]])
     out.append(f"{label:<8} 95 % interval of the ratio (paired bootstrap over the "
-               f"{len(needed[methods[0]])} searcher seeds): {lo:.2f} to {hi:.2f}")
+               f"{len(needed[methods[0]])} searcher seeds): {_ci_text(lo, hi, methods)}")
     return out
+
+
+def _ci_text(lo: float, hi: float, methods: Sequence[str]) -> str:
+    """The interval, and what an end at 0, inf or nan means: a run that never reached the
+    target counts as infinitely long, so such ends are resamples where a median was never
+    reached, not ratios measured."""
+    if math.isnan(lo):
+        return "none (in every resample neither method's median reached the target)"
+    notes = []
+    if lo == 0:
+        notes.append(f"0: {methods[1]}'s median never reached in those resamples")
+    if math.isinf(hi):
+        notes.append(f"inf: {methods[0]}'s median never reached in those resamples")
+    return f"{lo:.2f} to {hi:.2f}" + (f" ({'; '.join(notes)})" if notes else "")
 
 
 def _regret_lines(done: dict[str, list[list[Finish]]], scores: Sequence[Mapping[str, float]],

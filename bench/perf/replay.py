@@ -11,7 +11,8 @@ searcher, scheduler and concurrency) whose trials replay the curve of their
 cell at one of the seeds: real Tune experiments with a short sleep per epoch
 (`--engine tune`), or the same searcher and scheduler on a virtual clock
 (`--engine sim`, bench/perf/simulate.py: deterministic, seconds per sweep,
-`--jobs` seeds at once). A cell's score is
+`--jobs` seeds at once). With `--draws fresh` a trial is a new run
+drawn around its cell's stored ones rather than one of them. A cell's score is
 its mean over the seeds, the best cell's mean is the target, and a run reaches
 it when a trial of a cell within `--tolerance` of it finishes its last epoch
 ("found"); "returned" counts until the best finished trial so far is such a
@@ -31,11 +32,13 @@ import argparse
 import functools
 import hashlib
 import json
+import math
 import multiprocessing
 import tempfile
 import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
+from statistics import NormalDist
 from typing import Any
 
 import pandas as pd
@@ -78,6 +81,11 @@ def add_arguments(ap: argparse.ArgumentParser) -> None:
                     help="judge each sweep by a training seed it did not replay: searcher seed "
                          "k holds out the (k mod n)-th of the grid's n training seeds, replays "
                          "the others and is scored by the held-out seed's final values")
+    ap.add_argument("--draws", choices=("runs", "fresh"), default="runs",
+                    help="runs: a trial replays one of its cell's stored runs; fresh: a trial is "
+                         "a new draw, the cell's mean curve plus a normal multiple of one stored "
+                         "run's deviation from it, so a cell's lucky run is not seen again and "
+                         "again (sweeps judged by the cells' means)")
     ap.add_argument("--engine", choices=("tune", "sim"), default="tune",
                     help="tune: every sweep a real Tune experiment; sim: the same searcher and "
                          "scheduler on a virtual clock, deterministic, seconds per sweep")
@@ -213,22 +221,42 @@ def train_grid(study: Study, grid: Grid, seeds: list[int], d: Path, *,
     return curves
 
 
+def fresh_draw(runs: list[list[float]], h: int) -> list[float]:
+    """A new run of a cell, not one of its stored ones: mean + z * sqrt(n/(n-1)) * (run_j -
+    mean), z ~ N(0, 1) and j from the 160-bit hash h, clipped to [0, 1]. The scale makes the
+    draws' variance the cell's seed variance; the deviation keeps a real run's shape over
+    the epochs (how much of its luck shows early), and the cell's own size of noise (a cell
+    at chance barely moves). With one run it is that run."""
+    n = len(runs)
+    if n == 1:
+        return list(runs[0])
+    u = ((h >> 32) % 2 ** 53 + 0.5) / 2 ** 53  # in (0, 1), independent of j's low bits
+    z = NormalDist().inv_cdf(u) * math.sqrt(n / (n - 1))
+    mean = [sum(vals) / n for vals in zip(*runs)]  # (epochs,)
+    return [min(1.0, max(0.0, m + z * (v - m))) for m, v in zip(mean, runs[h % n])]
+
+
 def pick_curve(tune_config: dict[str, Any], *, study: Study, grid: Grid,
-               curves: dict[str, list[list[float]]], salt: int) -> tuple[str, list[float]]:
-    """The trial's cell and the stored curve it replays: one of the cell's training seeds,
-    fixed by the config and the searcher seed, as a real trial's seed would be."""
+               curves: dict[str, list[list[float]]], salt: int,
+               fresh: bool = False) -> tuple[str, list[float]]:
+    """The trial's cell and the curve it replays: one of the cell's stored runs (or, fresh,
+    a new draw around them), fixed by the config and the searcher seed, as a real trial's
+    seed would be."""
     cell = config_cell(study, grid, tune_config)
     runs = curves[cell]
-    h = hashlib.sha1(f"{salt}:{json.dumps(tune_config, sort_keys=True)}".encode()).hexdigest()
-    return cell, runs[int(h, 16) % len(runs)]
+    h = int(hashlib.sha1(f"{salt}:{json.dumps(tune_config, sort_keys=True)}".encode())
+            .hexdigest(), 16)
+    return cell, fresh_draw(runs, h) if fresh else runs[h % len(runs)]
 
 
 def replay_trial(tune_config: dict[str, Any], *, study: Study, grid: Grid,
-                 curves: dict[str, list[list[float]]], epoch_s: float, salt: int) -> None:
-    """Tune entry point: report the stored curve of the trial's cell at one training seed."""
+                 curves: dict[str, list[list[float]]], epoch_s: float, salt: int,
+                 fresh: bool = False) -> None:
+    """Tune entry point: report the curve `pick_curve` gives the trial, epoch by epoch."""
     from ray import tune
 
-    cell, curve = pick_curve(tune_config, study=study, grid=grid, curves=curves, salt=salt)
+    cell, curve = pick_curve(tune_config, study=study, grid=grid, curves=curves, salt=salt,
+                             fresh=fresh)
     for epoch, value in enumerate(curve, 1):
         time.sleep(epoch_s)
         tune.report({"epoch": epoch, study.objective.reported[0]: value, "cell": cell,
@@ -246,17 +274,18 @@ def replay_sweep(raw: dict[str, Any], grid: Grid, curves: dict[str, list[list[fl
     raw = with_method(dict(_at_once(raw, args), trials=args.trials), sampler, scheduler, seed,
                       startup_trials=args.startup_trials, grace_period=args.grace_period)
     study = study_from_dict(raw, name=f"replay-{sampler}-{scheduler}-{seed}", source=args.space)
+    fresh = args.draws == "fresh"
     if args.engine == "sim":
         from bench.perf.simulate import simulate_sweep
 
         return simulate_sweep(study, lambda config: pick_curve(
-            config, study=study, grid=grid, curves=curves, salt=seed))
+            config, study=study, grid=grid, curves=curves, salt=seed, fresh=fresh))
     from ray import tune
 
     from bench.search.run import records, run_phase
 
     fn = tune.with_parameters(replay_trial, study=study, grid=grid, curves=curves,
-                              epoch_s=args.epoch_s, salt=seed)
+                              epoch_s=args.epoch_s, salt=seed, fresh=fresh)
     trainable = tune.with_resources(fn, {"cpu": study.cpus_per_trial})
     with tempfile.TemporaryDirectory() as tmp:
         result = run_phase(study, Path(tmp), "sweep", log=lambda m: None, trainable=trainable)
@@ -321,6 +350,9 @@ def run(args: argparse.Namespace) -> int:
     if args.holdout and len(seed_list("--train-seeds", args.train_seeds)) < 2:
         raise ConfigError(f"--holdout needs 2 or more --train-seeds (got {args.train_seeds!r}): "
                           "one to hold out, the others to replay")
+    if args.holdout and args.draws == "fresh":
+        raise ConfigError("--holdout and --draws fresh: give one (fresh draws are judged by "
+                          "the cells' means, which every draw is centred on)")
     raw, study, grid, train_seeds = open_grid(args, d)
     kept = d / CURVES_FILE
     curves = (pd.read_csv(kept) if kept.is_file()
@@ -339,6 +371,9 @@ def run(args: argparse.Namespace) -> int:
                 else f"held out training seed {held}: the best cell's score")
         print(f"target: {what} {max(by.values()):.3f} ({max(by, key=by.get)}); "
               f"of {len(scores)} cells {within} of it")
+    if args.draws == "fresh":
+        print("draws: every trial is a fresh run around its cell's stored ones (mean + a normal "
+              "multiple of a stored run's deviation), not one of them")
     if scores["std"].notna().any():
         print(f"training-seed noise: a cell's runs differ by a standard deviation of "
               f"{scores['std'].median():.3f} (median over cells)")
