@@ -14,22 +14,18 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import time
 
 import torch
 
 from bench.cli import run_main
-from bench.engine import resolve_device
 from bench.errors import ConfigError
+from bench.launch.slurm import add_arguments as slurm_arguments
+from bench.launch.slurm import options_from_args as options_from_args_slurm
 from bench.progress import Reporter
-from robustness import runs
 from robustness.imbalance import parse_ratios
-from robustness.report import summary_text
-from robustness.scores import corruption_scores, gains
+from robustness.pipeline import SuiteOptions, stress_test, write_suite
+from robustness.report import summary_text, verdict_text
 from robustness.shifts import KINDS, SHIFTS, parse_severities, parse_shifts
-from robustness.array import run_on_launcher
-from robustness.suite import SuiteResult, run_suite, score_predictions
-from bench.launch.slurm import add_arguments as slurm_arguments, options_from_args
 
 
 def _seeds(text: str) -> list[int]:
@@ -66,6 +62,20 @@ def build_parser() -> argparse.ArgumentParser:
     return ap
 
 
+def options_from_args(args: argparse.Namespace) -> SuiteOptions:
+    """Checked suite options from the CLI flags (one-line errors)."""
+    if args.bootstrap < 1 or args.batch_size < 1 or (args.limit is not None and args.limit < 1):
+        raise ConfigError("--bootstrap, --batch-size and --limit must be >= 1")
+    slurm = options_from_args_slurm(args, job_name="robustness") \
+        if args.launcher != "local" else None
+    return SuiteOptions(shifts=tuple(parse_shifts(args.shifts)),
+                        severities=tuple(parse_severities(args.severities)),
+                        seeds=tuple(_seeds(args.seeds)), baseline=args.baseline,
+                        bootstrap=args.bootstrap, imbalance=tuple(parse_ratios(args.imbalance)),
+                        limit=args.limit, batch_size=args.batch_size, device=args.device,
+                        launcher=args.launcher, slurm=slurm)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.list:
@@ -75,52 +85,17 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if not args.run:
         raise ConfigError("--run RUN_DIR is required (a sweep run folder holding models.yaml)")
-    shifts = parse_shifts(args.shifts)
-    severities = parse_severities(args.severities)
-    seeds = _seeds(args.seeds)
-    ratios = parse_ratios(args.imbalance)
-    if args.bootstrap < 1 or args.batch_size < 1 or (args.limit is not None and args.limit < 1):
-        raise ConfigError("--bootstrap, --batch-size and --limit must be >= 1")
-    entries = runs.read_manifest(args.run)
-    baseline = runs.pick_baseline(entries, args.baseline)
+    opts = options_from_args(args)
     if args.threads:
         torch.set_num_threads(args.threads)
-    device = resolve_device(args.device)
     rep = Reporter(quiet=args.quiet)
-    loaded = runs.load_models(entries, device)
-    dataset = runs.test_set({k: cfg for k, (cfg, _) in loaded.items()})
-    if args.limit:
-        dataset.records = dataset.records[:args.limit]
-    roles = {e.name: e.role for e in entries}
-    rep.info(f"{len(entries)} models x {len(shifts)} shifts x {len(severities)} severities x "
-             f"{len(seeds)} seeds on {len(dataset)} clips")
-    if args.launcher == "local":
-        with rep.task("robustness suite") as bar:
-            suite = run_suite({k: m for k, (_, m) in loaded.items()}, dataset, shifts=shifts,
-                              severities=severities, seeds=seeds, roles=roles,
-                              imbalance_ratios=ratios, batch_size=args.batch_size, device=device,
-                              progress=bar)
-    else:  # a job array: one task per model x shift, merged and scored here
-        t0 = time.perf_counter()
-        opts = options_from_args(args, job_name="robustness")
-        rep.info(f"submitting {len(entries) * (len(shifts) + 1)} array tasks to SLURM")
-        preds = run_on_launcher(args.run, [e.name for e in entries], shifts, severities, seeds,
-                                batch_size=args.batch_size, limit=args.limit,
-                                threads=opts.cpus, launcher=args.launcher, options=opts)
-        suite = SuiteResult(score_predictions(preds, roles, imbalance_ratios=ratios, seeds=seeds),
-                            preds, {"total": time.perf_counter() - t0})
-    scores = corruption_scores(suite.results, shifts, baseline)
-    gain = gains(suite.predictions, roles, shifts, n_boot=args.bootstrap, seed=seeds[0])
-    info = {"shifts": shifts, "severities": severities, "seeds": seeds, "baseline": baseline,
-            "bootstrap": args.bootstrap, "imbalance_ratios": ratios, "clips": len(dataset),
-            "models": [e.name for e in entries], "seconds": suite.seconds,
-            "argv": sys.argv, "torch_threads": torch.get_num_threads(), "device": str(device)}
-    out = runs.write_outputs(args.run, {
-        "results.parquet": suite.results, "results.csv": suite.results,
-        "predictions.parquet": suite.predictions, "scores.csv": scores, "gain.csv": gain}, info)
-    rep.result(summary_text(suite.results, scores, gain, shifts, baseline))
-    rep.result(f"\nwrote {out}{os.sep} (results.parquet/.csv, predictions.parquet, scores.csv, "
-               f"gain.csv, suite.json) in {suite.seconds['total']:.0f} s")
+    with rep.task("robustness suite") as bar:
+        out = stress_test(args.run, opts, progress=bar, log=rep.info)
+    path = write_suite(args.run, out, {"argv": sys.argv})
+    rep.result(verdict_text(out.verdicts))
+    rep.result(summary_text(out.suite.results, out.scores, out.gain, opts.shifts, out.baseline))
+    rep.result(f"\nwrote {path}{os.sep} (results.parquet/.csv, predictions.parquet, scores.csv, "
+               f"gain.csv, suite.json, verdict.json) in {out.suite.seconds['total']:.0f} s")
     return 0
 
 

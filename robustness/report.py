@@ -7,11 +7,18 @@ import pandas as pd
 
 from robustness.scores import per_shift
 
-__all__ = ["summary_text"]
+__all__ = ["summary_text", "verdict_text"]
 
 
 def _fmt(df: pd.DataFrame) -> str:
     return df.to_string(float_format=lambda v: f"{v:.3f}", na_rep="-")
+
+
+def verdict_text(verdicts) -> str:
+    """The verdict sentences, one per candidate and baseline (what the CLIs print first)."""
+    if not verdicts:
+        return "Verdict: none (the run folder has no candidate-baseline pair)."
+    return "Verdict\n" + "\n".join(f"  {v.sentence}" for v in verdicts)
 
 
 def summary_text(results: pd.DataFrame, scores: pd.DataFrame, gain: pd.DataFrame,
@@ -33,7 +40,8 @@ def summary_text(results: pd.DataFrame, scores: pd.DataFrame, gain: pd.DataFrame
     g = gain[(gain.metric == "war") & gain.condition.isin(["clean", "corrupted"])]
     if len(g):
         lines = [f"  {r.model} - {r.baseline} [{r.condition}]: {r.estimate:+.3f} "
-                 f"({100 * r.level:.0f}% CI {r.ci_low:+.3f} .. {r.ci_high:+.3f})"
+                 f"({100 * r.level:.0f}% CI {r.ci_low:+.3f} .. {r.ci_high:+.3f}, over {r.covers})"
                  for r in g.itertuples()]
-        parts.append("Heterogeneity gain in WAR (paired bootstrap over clips)\n" + "\n".join(lines))
+        parts.append("Heterogeneity gain in WAR (paired; per training seed over clips, and over "
+                     "training seeds x clips where there are several)\n" + "\n".join(lines))
     return "\n\n".join(parts)

@@ -1,9 +1,10 @@
 """The sweep run folder, read and written: models.yaml in, robustness/ out.
 
-    RUN_DIR/models.yaml                  list of {name, role, method, seed, path}
+    RUN_DIR/models.yaml                  list of {name, role, method, seed, group, path}
     RUN_DIR/<path>/checkpoint.pt         bench Trainer.state_dict()
+    RUN_DIR/summary.json                 study_key: runs of the same study share it
     RUN_DIR/robustness/                  results.parquet/.csv, predictions.parquet,
-                                         scores.csv, gain.csv, suite.json
+                                         scores.csv, gain.csv, suite.json, verdict.json
 
 The output folder is written under a temporary name and renamed into place, so
 RUN_DIR/robustness/ is either the previous complete result or the new one.
@@ -28,9 +29,10 @@ from bench.evaluate import load_model
 from bench.runs import atomic_write_text, load_checkpoint, write_table
 
 __all__ = ["ModelEntry", "read_manifest", "load_models", "test_set", "pick_baseline",
-           "write_outputs", "ROLES"]
+           "write_outputs", "prior_spread", "ROLES", "VERDICT_FILE"]
 
 ROLES = ("hdf", "baseline")
+VERDICT_FILE = "verdict.json"
 
 
 @dataclass(frozen=True)
@@ -40,6 +42,15 @@ class ModelEntry:
     method: str
     seed: int
     path: Path  # absolute model folder
+    group: str = ""  # the same model trained with other seeds shares it ("hdf-best", "x3d_ce")
+
+
+def _group(item: dict[str, Any]) -> str:
+    """The manifest's group, else the name without its "-s<seed>" suffix."""
+    if item.get("group"):
+        return str(item["group"])
+    name, suffix = str(item["name"]), f"-s{item.get('seed', 0)}"
+    return name[:-len(suffix)] if name.endswith(suffix) else name
 
 
 def read_manifest(run_dir: str | Path) -> list[ModelEntry]:
@@ -68,7 +79,8 @@ def read_manifest(run_dir: str | Path) -> list[ModelEntry]:
         if any(e.name == item["name"] for e in out):
             raise ConfigError(f"{where}: name '{item['name']}' appears twice")
         out.append(ModelEntry(str(item["name"]), str(item["role"]), str(item.get("method", "")),
-                              int(item.get("seed", 0)), (run / str(item["path"])).resolve()))
+                              int(item.get("seed", 0)), (run / str(item["path"])).resolve(),
+                              _group(item)))
     return out
 
 
@@ -101,8 +113,41 @@ def pick_baseline(entries: list[ModelEntry], name: str | None) -> str | None:
     return next((e.name for e in entries if e.role == "baseline"), None)
 
 
-def write_outputs(run_dir: str | Path, tables: dict[str, pd.DataFrame], info: dict[str, Any]) -> Path:
-    """Write `tables` (file name -> DataFrame) and suite.json to RUN_DIR/robustness atomically."""
+def _json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def prior_spread(run_dir: str | Path) -> dict[str, Any] | None:
+    """The seed spread of the newest earlier run of the same study with several seeds.
+
+    Runs are siblings of RUN_DIR whose summary.json has RUN_DIR's study_key and whose
+    verdict.json was computed over >= 2 training seeds. None when there is none.
+    """
+    run = Path(run_dir).resolve()
+    key = (_json(run / "summary.json") or {}).get("study_key")
+    if not key:
+        return None
+    found = []
+    for other in run.parent.iterdir():
+        if other == run or (_json(other / "summary.json") or {}).get("study_key") != key:
+            continue
+        path = other / "robustness" / VERDICT_FILE
+        for v in _json(path) or []:
+            if isinstance(v, dict) and int(v.get("training_seeds", 0)) >= 2 and v.get("spread"):
+                found.append((path.stat().st_mtime, other.name, v))
+    if not found:
+        return None
+    _, name, v = max(found, key=lambda f: f[0])
+    return {"run": name, "seeds": int(v["training_seeds"]), "spread": dict(v["spread"])}
+
+
+def write_outputs(run_dir: str | Path, tables: dict[str, pd.DataFrame], info: dict[str, Any],
+                  *, verdicts: list[dict[str, Any]] | None = None) -> Path:
+    """Write `tables` (file name -> DataFrame), suite.json and verdict.json to RUN_DIR/robustness
+    atomically."""
     run = Path(run_dir)
     final = run / "robustness"
     tmp = run / f".robustness.tmp-{os.getpid()}"
@@ -112,6 +157,8 @@ def write_outputs(run_dir: str | Path, tables: dict[str, pd.DataFrame], info: di
         for fname, df in tables.items():
             write_table(tmp / fname, df)
         atomic_write_text(tmp / "suite.json", json.dumps(info, indent=2, default=str) + "\n")
+        if verdicts is not None:
+            atomic_write_text(tmp / VERDICT_FILE, json.dumps(verdicts, indent=2) + "\n")
         old = run / f".robustness.old-{os.getpid()}"
         if final.exists():
             os.replace(final, old)

@@ -4,7 +4,9 @@
         -> per_shift:  mean over seeds, then severities        (model, shift, metric, value)
         -> corruption_scores: clean, mPC, rPC, mCE, rmCE        (model, role, baseline, metric, score, value)
     predictions (model, shift, severity, seed, clip, y_true, y_pred)
-        -> gains: model - baseline with a paired bootstrap CI over clips (and seeds)
+        -> gains: model - baseline trained with the same seed, paired bootstrap CI over
+           clips (and corruption seeds); over >= 2 training seeds, also the mean gain
+           with an interval over seeds and clips (robustness.replication)
 
 Definitions (Hendrycks & Dietterich 2019, with accuracy A = WAR or UAR, error E = 1 - A;
 c = a shift, s = a severity; every mean over seeds first):
@@ -17,13 +19,16 @@ so the long-tail rows of the same table are left alone.
 """
 from __future__ import annotations
 
-from typing import Iterable, Sequence
+from typing import Iterable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
 
+from robustness.replication import metric_weights, seed_clip_interval
+
 __all__ = ["per_condition", "per_shift", "corruption_scores", "mce", "paired_bootstrap",
-           "gains", "METRICS"]
+           "gains", "METRICS", "GAIN_COLUMNS",
+           "COVERS_CLIPS", "COVERS_SEEDS"]
 
 METRICS = ("war", "uar")
 _KEYS = ["model", "shift", "severity"]
@@ -145,38 +150,84 @@ def _correct(pred: pd.DataFrame, model: str, conds: list[tuple[str, int]],
     return total / len(conds)
 
 
-def gains(predictions: pd.DataFrame, roles: dict[str, str], shift_names: Iterable[str], *,
-          n_boot: int = 1000, seed: int = 0, level: float = 0.95) -> pd.DataFrame:
-    """Each HDF model minus each baseline, with paired bootstrap CIs.
+GAIN_COLUMNS = ["model", "baseline", "condition", "metric", "estimate", "ci_low", "ci_high",
+                "training_seeds", "covers", "n_boot", "level"]
+COVERS_CLIPS = "clips"
+COVERS_SEEDS = "seeds x clips"
 
-    Tidy: model, baseline, condition (clean, corrupted = mean over every shift and
-    severity, or one shift), metric, estimate, ci_low, ci_high, n_boot, level.
+
+def _pairs(roles: Mapping[str, str], groups: Mapping[str, tuple[str, int]]
+           ) -> list[tuple[str, str, list[tuple[int, str, str]]]]:
+    """(candidate group, baseline group, [(training seed, candidate model, baseline model)])."""
+    by_group: dict[str, dict[int, str]] = {}
+    role_of: dict[str, str] = {}
+    for name, role in roles.items():
+        group, seed = groups.get(name, (name, 0))
+        by_group.setdefault(group, {})[int(seed)] = name
+        role_of[group] = role
+    out = []
+    for h, hs in by_group.items():
+        if role_of[h] != "hdf":
+            continue
+        for b, bs in by_group.items():
+            if role_of[b] == "baseline":
+                out.append((h, b, [(s, hs[s], bs[s]) for s in sorted(set(hs) & set(bs))]))
+    return out
+
+
+def gains(predictions: pd.DataFrame, roles: Mapping[str, str], shift_names: Iterable[str], *,
+          groups: Mapping[str, tuple[str, int]] | None = None, n_boot: int = 1000, seed: int = 0,
+          level: float = 0.95) -> pd.DataFrame:
+    """Each HDF model minus each baseline trained with the same seed, with paired intervals.
+
+    `groups`: model name -> (group, training seed), e.g. "hdf-best-s1" -> ("hdf-best", 1);
+    without it every model is its own group at seed 0. Per training seed: one row per
+    pair, a paired bootstrap over test clips (covers "clips"). Where a candidate and a
+    baseline share >= 2 training seeds, one more row for the pair of groups: the mean
+    over seeds of the paired gain with an interval over seeds and clips together
+    (covers "seeds x clips", `robustness.replication`).
+
+    Tidy (GAIN_COLUMNS): model, baseline, condition (clean, corrupted = mean over every
+    shift and severity, or one shift), metric, estimate, ci_low, ci_high,
+    training_seeds, covers, n_boot, level.
     """
     names = set(shift_names)
     pred = predictions
     clips = list(dict.fromkeys(pred.loc[pred["shift"] == "clean", "clip"]))
     y = pred[pred["shift"] == "clean"].drop_duplicates("clip").set_index("clip").loc[clips, "y_true"]
+    y = y.to_numpy()
     conds = (pred[pred["shift"].isin(names)][["shift", "severity"]].drop_duplicates()
              .itertuples(index=False, name=None))
     conds = [(str(a), int(b)) for a, b in conds]
     seeds = sorted(pred.loc[pred["shift"].isin(names), "seed"].unique().tolist()) or [0]
-    groups: dict[str, list[tuple[str, int]]] = {"clean": [("clean", 0)]}
+    cond_groups: dict[str, list[tuple[str, int]]] = {"clean": [("clean", 0)]}
     if conds:
-        groups["corrupted"] = conds
+        cond_groups["corrupted"] = conds
         for shift in dict.fromkeys(c[0] for c in conds):
-            groups[shift] = [c for c in conds if c[0] == shift]
-    hdf = [m for m, r in roles.items() if r == "hdf"]
-    base = [m for m, r in roles.items() if r == "baseline"]
+            cond_groups[shift] = [c for c in conds if c[0] == shift]
+    weights = {m: metric_weights(y, m) for m in METRICS}
     rows = []
-    for h in hdf:
-        for b in base:
-            for gi, (group, cl) in enumerate(groups.items()):
-                ss = [0] if group == "clean" else seeds
-                diff = _correct(pred, h, cl, ss, clips) - _correct(pred, b, cl, ss, clips)
+
+    def add(model: str, base: str, group: str, res: dict, n_seeds: int, boot: int) -> None:
+        for metric, r in res.items():
+            rows.append({"model": model, "baseline": base, "condition": group, "metric": metric,
+                         "estimate": r["estimate"], "ci_low": r["ci_low"], "ci_high": r["ci_high"],
+                         "training_seeds": n_seeds,
+                         "covers": COVERS_SEEDS if n_seeds > 1 else COVERS_CLIPS,
+                         "n_boot": boot, "level": level})
+
+    for h, b, paired in _pairs(roles, groups or {}):
+        for gi, (group, cl) in enumerate(cond_groups.items()):
+            ss = [0] if group == "clean" else seeds
+            per_seed = []  # (N,) per training seed: mean over corruption seeds
+            for _, hm, bm in paired:
+                diff = _correct(pred, hm, cl, ss, clips) - _correct(pred, bm, cl, ss, clips)
                 rng = np.random.default_rng([seed, gi])
-                res = paired_bootstrap(diff, y.to_numpy(), n_boot=n_boot, rng=rng, level=level)
-                for metric, r in res.items():
-                    rows.append({"model": h, "baseline": b, "condition": group, "metric": metric,
-                                 **r, "n_boot": n_boot, "level": level})
-    return pd.DataFrame(rows, columns=["model", "baseline", "condition", "metric", "estimate",
-                                       "ci_low", "ci_high", "n_boot", "level"])
+                add(hm, bm, group, paired_bootstrap(diff, y, n_boot=n_boot, rng=rng, level=level),
+                    1, n_boot)
+                per_seed.append(diff.mean(0))
+            if len(paired) > 1:
+                d = np.stack(per_seed)  # (S, N)
+                add(h, b, group, {m: seed_clip_interval(d, weights[m], level=level)
+                                  for m in METRICS}, len(paired), 0)
+    return pd.DataFrame(rows, columns=GAIN_COLUMNS)

@@ -354,7 +354,7 @@ GRIDS = ROOT / "search_spaces" / "grids"
 SHIPPED = {
     "adamw-h200": (["--cells", "optim.lr=8", "--cells", "optim.weight_decay=3",
                     "--cells", "model.dropout=2"], 96, 0.751),
-    "dsm-h200": (["--space", str(ROOT / "search_spaces" / "dsm.yaml"),
+    "dsm-h200": (["--space", str(ROOT / "search_spaces" / "grids" / "dsm-h200" / "space.yaml"),
                   *[a for k in ("tau", "eta", "ib_weight", "alpha", "beta")
                     for a in ("--cells", f"loss.{k}=2")],
                   "--fix", "loss.dsc_variant=figure"], 64, 0.462),

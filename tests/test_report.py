@@ -89,7 +89,7 @@ def _results() -> pd.DataFrame:
 def _gain() -> pd.DataFrame:
     return pd.DataFrame([dict(model="hdf", baseline="base", metric="war", scope="clean", gain=0.09,
                               ci_low=0.02, ci_high=0.16),
-                         dict(model="hdf", baseline="base", metric="war", scope="shifted",
+                         dict(model="hdf", baseline="base", metric="war", scope="corrupted",
                               gain=0.12, ci_low=-0.01, ci_high=0.2)])
 
 
@@ -191,7 +191,7 @@ def test_findings_are_computed_not_typed():
     assert "The sweep ran 5 trials: 2 completed, 1 stopped early by ASHA, 1 diverged, 1 failed." in text
     assert ("hdf reaches WAR 0.800 vs 0.700 for base, the best baseline (+10.0 points; paired gain "
             "+9.0 points, 95% CI [2.0, 16.0], excludes 0).") in text
-    assert "shifted +12.0 points (95% CI [-1.0, 20.0], includes 0)" in text
+    assert "corrupted +12.0 points (95% CI [-1.0, 20.0], includes 0)" in text
     assert "Hardest class: disgust" in text
     assert "Unseen vs seen sources (WAR): hdf -10.0 points, base -20.0 points." in text
     assert "Best trial #" in text  # no summary.json: the Optuna study's best

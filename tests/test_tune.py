@@ -16,7 +16,7 @@ from bench.search.run import TrialRecord, trial_name
 from bench.search.spaces import DefineByRun, decode_params, load_study, study_from_dict, trial_config
 
 ROOT = Path(__file__).resolve().parents[1]
-SPACES = sorted((ROOT / "search_spaces").glob("*.yaml"))
+SPACES = sorted(p for p in (ROOT / "search_spaces").glob("*.yaml") if p.stem != "compare")
 
 
 def smoke_raw() -> dict:
@@ -167,12 +167,13 @@ def test_cli_unwritable_run_folder_is_one_line(tmp_path) -> None:
 
 def test_crash_before_any_trial_leaves_no_run_folder(tmp_path, monkeypatch) -> None:
     """A bug (not a user error) still shows its traceback, but no half-made run folder stays."""
+    import bench.search.sweep as sweep
     import bench.tune as tune_cli
 
     def broken(*a, **k):
         raise RuntimeError("bug before Tune started")
 
-    monkeypatch.setattr(tune_cli, "run_sweep", broken)
+    monkeypatch.setattr(sweep, "run_sweep", broken)
     with pytest.raises(RuntimeError, match="bug before Tune"):
         tune_cli.main(["--space", "search_spaces/smoke.yaml", "--out", str(tmp_path),
                        "--name", "x"])

@@ -20,7 +20,7 @@ import pandas as pd
 
 from bench.runs import atomic_write_text
 from bench.search.spaces import Study
-from bench.search.trainable import SEED_KEY
+from bench.search.trainable import RUN_KEY, SEED_KEY
 
 __all__ = ["config_key", "final_values", "top_configs", "confirm_runs", "best_mean",
            "seed_noise", "run_confirm"]
@@ -93,7 +93,7 @@ def run_confirm(study: Study, raw: dict[str, Any], runs: list[dict[str, Any]], d
     objective = study.objective.reported[0]
     rows = []
     for rec in records(grid):
-        run = rec.config.get("__run", rec.config)
+        run = rec.config.get(RUN_KEY, rec.config)
         finished = trial_status(rec, study.epochs)[0] == "completed"
         value = float(rec.history[objective].iloc[-1]) if finished else math.nan
         rows.append({"config": config_key(run), "seed": int(run[SEED_KEY]), "value": value})

@@ -23,7 +23,7 @@ import pandas as pd
 from bench.errors import ConfigError
 from bench.perf.best_known import config_key
 from bench.search.spaces import Param, Study, decode_params
-from bench.search.trainable import SEED_KEY
+from bench.search.trainable import RUN_KEY, SEED_KEY
 
 __all__ = ["Grid", "cell_values", "make_grid", "grid_runs", "config_cell", "run_cell",
            "read_curves", "cell_scores"]
@@ -120,7 +120,7 @@ def read_curves(folder: Path, study: Study, grid: Grid, objective: str) -> pd.Da
     for f in sorted(folder.glob("*/result.json")):
         for line in f.read_text().splitlines():
             r = json.loads(line)
-            cell, seed = run_cell(study, grid, (r.get("config") or {}).get("__run") or {})
+            cell, seed = run_cell(study, grid, (r.get("config") or {}).get(RUN_KEY) or {})
             rows.append({"cell": cell, "seed": seed,
                          "epoch": int(r["epoch"]), "value": float(r.get(objective, math.nan))})
     return pd.DataFrame(rows, columns=["cell", "seed", "epoch", "value"])

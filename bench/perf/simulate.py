@@ -38,13 +38,13 @@ def simulate_sweep(study: Study, pick: Pick) -> pd.DataFrame:
     from ray.tune.schedulers import TrialScheduler
     from ray.tune.search import ConcurrencyLimiter
 
-    from bench.search.run import JOURNAL, _scheduler, _searcher
+    from bench.search.run import JOURNAL, asha_scheduler, optuna_searcher
 
     metric, epochs = study.objective.reported[0], study.epochs
-    scheduler = _scheduler(study, epochs)
+    scheduler = asha_scheduler(study, epochs)
     rows: list[tuple[int, float, int, str, float]] = []
     with tempfile.TemporaryDirectory() as tmp:
-        searcher = ConcurrencyLimiter(_searcher(study, Path(tmp) / JOURNAL),
+        searcher = ConcurrencyLimiter(optuna_searcher(study, Path(tmp) / JOURNAL),
                                       max_concurrent=study.concurrency)
         running: list[tuple[float, int]] = []  # heap of (time of the next report, trial)
         trials: dict[int, SimpleNamespace] = {}

@@ -122,7 +122,7 @@ def _write_robustness(root: Path, rng: np.random.Generator, n_clips: int, seeds:
     p0 = pred_df[pred_df["seed"] == 0].assign(ok=lambda d: (d.y_true == d.y_pred).astype(float))
     gains = []
     for base in [m for m, v in DEMO_MODELS.items() if v[0] == "baseline"]:
-        for scope, mask in (("clean", p0["shift"] == "clean"), ("shifted", p0["shift"] != "clean")):
+        for scope, mask in (("clean", p0["shift"] == "clean"), ("corrupted", p0["shift"] != "clean")):
             a = p0[mask & (p0.model == "hdf-best")].ok.to_numpy()
             b = p0[mask & (p0.model == base)].ok.to_numpy()
             g, lo, hi = _bootstrap(a, b, rng)

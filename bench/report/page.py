@@ -33,6 +33,9 @@ table.t th{background:#f4f4f4} table.t td:first-child,table.t th:first-child{tex
 .figure{margin:12px 0;min-height:40px} .kv td{text-align:left!important}
 details pre{background:#f8f8f8;padding:8px;font-size:12px;overflow:auto}
 .note{color:#a33;font-size:13px}
+.verdict{font-size:15px;margin:8px 0 16px;padding:0 0 0 20px}
+.verdict li{margin:6px 0} .verdict b.better{color:#1a7f37} .verdict b.worse{color:#b42318}
+.verdict b.inconclusive{color:#6e5a00}
 """
 _ABSENT = {
     "sweep": "No sweep tables (optuna.journal, trials.parquet) in this run folder.",
@@ -109,9 +112,32 @@ def _seeds(data: RunData) -> str:
     return ", ".join(str(s) for s in sorted(seeds, key=str))
 
 
+_WORD_CLASS = {"HDF better": "better", "baseline better": "worse", "inconclusive": "inconclusive"}
+
+
+def verdict_html(data: RunData) -> str:
+    """The verdict sentences (robustness/verdict.json), or one line saying why there are none."""
+    if data.verdicts:
+        items = []
+        for v in data.verdicts:
+            word, sentence = str(v.get("word", "")), str(v.get("sentence", ""))
+            head, _, rest = sentence.partition(f": {word}.")
+            items.append(f'<li data-word="{_e(word)}">{_e(head)}: <b class="'
+                         f'{_WORD_CLASS.get(word, "")}">{_e(word)}</b>.{_e(rest)}</li>'
+                         if rest or sentence.endswith(f": {word}.") else f"<li>{_e(sentence)}</li>")
+        body = f'<ul class="verdict" id="verdict">{"".join(items)}</ul>'
+    elif data.has_robustness:
+        body = ('<p class="muted verdict" id="verdict">No verdict: the robustness suite found no '
+                'candidate and baseline trained with the same seed.</p>')
+    else:
+        body = ('<p class="muted verdict" id="verdict">No verdict yet: the verdict comes from the '
+                'robustness suite (<code>python -m robustness --run RUN_DIR</code>).</p>')
+    return "<h2>Verdict</h2>" + body
+
+
 def _header(data: RunData) -> str:
     parts = [f"<h1>hdf-bench report: {_e(data.name)}</h1>",
-             f'<p class="muted">Run folder {_e(data.root)}</p>']
+             f'<p class="muted">Run folder {_e(data.root)}</p>', verdict_html(data)]
     env = data.env or {}
     pk = env.get("packages") or {}
     run = [("study", data.study.study_name if data.study is not None else None),
@@ -142,7 +168,27 @@ def _section_present(data: RunData, section: str) -> bool:
             "robustness": data.has_robustness}[section]
 
 
+def _confirm_table(data: RunData) -> str:
+    """The confirming runs: one row per configuration, its value per fresh seed, mean and std."""
+    from bench.report.figures import objective_metrics
+
+    c = data.confirm
+    metric = (objective_metrics(data) or ["val_war"])[0]
+    rows = c[c["metric"] == metric]
+    if rows.empty:
+        return ""
+    wide = rows.pivot_table(index="trial", columns="seed", values="value", aggfunc="mean")
+    wide.columns = [f"seed {s}" for s in wide.columns]
+    wide["mean"] = wide.mean(axis=1)
+    wide["std"] = rows.groupby("trial")["value"].std()
+    wide = wide.sort_values("mean", ascending=False).reset_index()
+    return (f"<h3>Confirmed at fresh seeds ({_e(metric)}; the best mean is crowned)</h3>"
+            + html_table(wide, ("mean",)))
+
+
 def _tables(data: RunData, section: str) -> str:
+    if section == "sweep" and data.confirm is not None:
+        return _confirm_table(data)
     if section == "models" and data.metrics is not None:
         try:
             board = leaderboard(data.metrics)

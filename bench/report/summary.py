@@ -47,6 +47,12 @@ def sweep_findings(trials: pd.DataFrame | None, study: Any = None,
         front = summary.get("pareto_front") or []
         if len(front) > 1:
             out.append(f"{len(front)} trials on the Pareto front: {', '.join(front)}.")
+        c = summary.get("confirm") or {}
+        if c.get("runner_up"):
+            out.append(f"Confirmed at fresh seeds {', '.join(map(str, c['seeds']))}: {c['winner']} "
+                       f"won with mean {c['metric']} {c['winner_mean']:.3f} against "
+                       f"{c['runner_up_mean']:.3f} for {c['runner_up']} (margin "
+                       f"{_pts(c['margin'])}; seed std {c['seed_std'] * 100:.1f} points).")
     elif study is not None:
         from bench.report.figures.sweep import objective_names
 
@@ -61,6 +67,16 @@ def sweep_findings(trials: pd.DataFrame | None, study: Any = None,
                            f"{' / '.join(names)}.")
         except ValueError:  # no completed trial
             out.append("No trial of the study completed.")
+    if trials is not None and len(trials) and summary is not None and "best_trial" in summary:
+        from bench.search.sensitivity import parameter_effects, sensitivity_sentence
+
+        metric = next((m for m in ("val_war", "test_war") if m in set(trials["metric"])), None)
+        noise = summary.get("noise_floor")
+        if metric:
+            if noise and noise.get("metric"):
+                metric = noise["metric"]
+            effects = parameter_effects(trials, metric, float((noise or {}).get("std") or "nan"))
+            out.append(sensitivity_sentence(effects, noise, "searched"))
     return out
 
 
@@ -84,16 +100,36 @@ def _roles(data: RunData) -> dict[str, str]:
     return {}
 
 
-def _pair(scores: pd.DataFrame, roles: dict[str, str], metric: str) -> tuple[str, str] | None:
-    """(best HDF model, best baseline) by clean `metric`."""
-    if metric not in scores.columns:
-        return None
-    col = scores[metric].dropna()
-    hdf = [m for m in col.index if roles.get(m) == "hdf"]
-    base = [m for m in col.index if roles.get(m) != "hdf"]
+def _groups(data: RunData) -> dict[str, str]:
+    """model -> its group (the same model at other training seeds shares it)."""
+    m = data.models
+    if m is None:
+        return {}
+    out = {}
+    for row in m.to_dict("records"):
+        name, seed = str(row["name"]), row.get("seed")
+        group = row.get("group")
+        if not isinstance(group, str) or not group:
+            suffix = f"-s{int(seed)}" if isinstance(seed, (int, float)) and seed == seed else None
+            group = name[:-len(suffix)] if suffix and name.endswith(suffix) else name
+        out[name] = group
+    return out
+
+
+def _pair(stats: pd.DataFrame, roles: dict[str, str]) -> tuple[str, str] | None:
+    """(best HDF group, best baseline group) by mean clean score."""
+    hdf = [g for g in stats.index if roles.get(g) == "hdf"]
+    base = [g for g in stats.index if roles.get(g) != "hdf"]
     if not hdf or not base:
         return None
-    return col[hdf].idxmax(), col[base].idxmax()
+    return stats.loc[hdf, "mean"].idxmax(), stats.loc[base, "mean"].idxmax()
+
+
+def _mean_text(stats: pd.DataFrame, g: str) -> str:
+    r = stats.loc[g]
+    if r["n"] < 2:
+        return f"{r['mean']:.3f}"
+    return f"{r['mean']:.3f} (mean of {int(r['n'])} seeds, std {r['std']:.3f})"
 
 
 def _ci_text(r: Any) -> str:
@@ -111,8 +147,11 @@ def _ci(gain: pd.DataFrame | None, model: str, baseline: str, metric: str,
         g = g[g["scope"] == scope]
     if g.empty:
         return ""
+    if "training_seeds" in g.columns:  # the row over every seed, when there is one
+        g = g.sort_values("training_seeds", ascending=False)
     r = next(g.itertuples())
-    return f"; paired gain {_pts(r.gain)}, {_ci_text(r)}"
+    covers = f" over {r.covers}" if hasattr(r, "covers") else ""
+    return f"; paired gain {_pts(r.gain)}, {_ci_text(r)}{covers}"
 
 
 def model_findings(data: RunData) -> list[str]:
@@ -120,15 +159,22 @@ def model_findings(data: RunData) -> list[str]:
     if scores is None:
         return []
     roles = _roles(data)
+    groups = _groups(data)
+    group_roles = {groups.get(m, m): r for m, r in roles.items()}
     out = []
     for metric in ("war", "uar"):
-        pair = _pair(scores, roles, metric)
+        if metric not in scores.columns:
+            continue
+        col = scores[metric].dropna()
+        stats = col.groupby(col.index.map(lambda m: groups.get(m, m))).agg(["mean", "std", "size"])
+        stats = stats.rename(columns={"size": "n"})
+        pair = _pair(stats, group_roles)
         if pair is None:
             continue
         a, b = pair
-        va, vb = scores.at[a, metric], scores.at[b, metric]
-        out.append(f"{a} reaches {metric.upper()} {va:.3f} vs {vb:.3f} for {b}, the best baseline "
-                   f"({_pts(va - vb)}{_ci(data.gain, a, b, metric)}).")
+        va, vb = stats.at[a, "mean"], stats.at[b, "mean"]
+        out.append(f"{a} reaches {metric.upper()} {_mean_text(stats, a)} vs {_mean_text(stats, b)} "
+                   f"for {b}, the best baseline ({_pts(va - vb)}{_ci(data.gain, a, b, metric)}).")
     per_class = last_test_metrics(data.metrics) if data.metrics is not None else scores
     recall = [c for c in per_class.columns if c.startswith("recall_")]
     if recall:
@@ -164,10 +210,17 @@ def robustness_findings(data: RunData, metric: str = "war") -> list[str]:
                                f"{_pts(drop.min())} from clean).")
     if data.gain is not None:
         g = data.gain if "scope" in data.gain.columns else data.gain.assign(scope="all")
-        for (model, base, metric), rows in g.groupby(["model", "baseline", "metric"], sort=False):
+        if "training_seeds" not in g.columns:
+            g = g.assign(training_seeds=1)
+        g = g[g["scope"].isin(["clean", "corrupted", "all"])]
+        keys = ["training_seeds", "model", "baseline", "metric"]
+        for (n, model, base, metric), rows in g.sort_values("training_seeds", ascending=False,
+                                                            kind="stable").groupby(keys, sort=False):
+            over = f"over {n} training seeds x test clips" if n > 1 else \
+                "one training seed, over test clips only"
             parts = "; ".join(f"{r.scope} {_pts(r.gain)} ({_ci_text(r)})"
                               for r in rows.itertuples())
-            out.append(f"Gain of {model} over {base} in {metric.upper()}: {parts}.")
+            out.append(f"Gain of {model} over {base} in {metric.upper()} ({over}): {parts}.")
     imb = data.imbalance
     if imb is not None and (imb["group"] == "few").any():
         few = imb[imb["group"] == "few"]

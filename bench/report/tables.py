@@ -31,6 +31,7 @@ COLUMNS: dict[str, tuple[str, ...]] = {
     "scores": ("model",),
     "imbalance": ("model", "role", "ratio", "group", "value"),
     "sources": ("model", "role", "split", "metric", "value"),
+    "confirm": ("trial", "seed", "metric", "value"),
 }
 # Rows of results.parquet that are not style/temporal shifts (see _split_results).
 IMBALANCE_SHIFT = "imbalance"
@@ -57,6 +58,8 @@ class RunData:
     scores: pd.DataFrame | None = None
     imbalance: pd.DataFrame | None = None
     sources: pd.DataFrame | None = None
+    confirm: pd.DataFrame | None = None      # confirm.csv: top configurations at fresh seeds
+    verdicts: list[dict[str, Any]] | None = None  # robustness/verdict.json
     has_robustness: bool = False
     notes: list[str] = field(default_factory=list)
 
@@ -198,6 +201,7 @@ def load_run(run_dir: str | Path) -> RunData:
     data.summary = _yaml_or_json(data, "summary.json")
     data.study = _load_study(data)
     data.trials = _table(data, "trials", "trials.parquet", "trials.csv")
+    data.confirm = _table(data, "confirm", "confirm.csv")
     data.models = _manifest(data)
     if data.models is not None:
         data.metrics = _per_model(data, "metrics", "metrics.csv")
@@ -209,6 +213,8 @@ def load_run(run_dir: str | Path) -> RunData:
     data.has_robustness = rob.is_dir()
     if data.has_robustness:
         data.gain = _table(data, "gain", "robustness/gain.csv")
+        verdicts = _yaml_or_json(data, "robustness/verdict.json")
+        data.verdicts = verdicts if isinstance(verdicts, list) else None
         data.scores = _table(data, "scores", "robustness/scores.csv")
         data.imbalance = _table(data, "imbalance", "robustness/imbalance.csv")
         data.sources = _table(data, "sources", "robustness/sources.csv")

@@ -15,7 +15,7 @@ from bench.search.run import TrialRecord
 from bench.search.spaces import Study, decode_params
 
 __all__ = ["trial_status", "trials_table", "pick_best", "pareto_front", "model_metrics",
-           "STATUSES", "model_name"]
+           "STATUSES"]
 
 STATUSES = ("completed", "stopped", "diverged", "failed")
 _SKIP = {"done", "trial_id", "date", "timestamp", "hostname", "node_ip", "pid", "reason",
@@ -64,7 +64,8 @@ def trials_table(study: Study, recs: Iterable[TrialRecord]) -> pd.DataFrame:
         for _, r in h.iterrows():
             for m in metric_cols:
                 v = r[m]
-                if isinstance(v, (int, float, np.number)) and not isinstance(v, bool):
+                if isinstance(v, (int, float, np.number)) and not isinstance(v, bool) \
+                        and not (m.startswith("test_") and math.isnan(v)):  # test not scored
                     rows.append({**head, "epoch": int(r["epoch"]), "metric": m,
                                  "value": float(v), **params})
         if len(h) == 0:  # a trial that never reported still counts
@@ -126,7 +127,7 @@ def model_metrics(rec: TrialRecord) -> pd.DataFrame:
     rows = []
     for _, r in _history(rec).iterrows():
         for col, v in r.items():
-            if not isinstance(v, (int, float, np.number)) or isinstance(v, bool):
+            if not isinstance(v, (int, float, np.number)) or isinstance(v, bool) or math.isnan(v):
                 continue
             if col.startswith(("val_", "test_")):
                 split, metric = col.split("_", 1)
@@ -137,8 +138,3 @@ def model_metrics(rec: TrialRecord) -> pd.DataFrame:
             rows.append({"fold": 1, "epoch": int(r["epoch"]), "split": split, "metric": metric,
                          "value": float(v)})
     return pd.DataFrame(rows, columns=["fold", "epoch", "split", "metric", "value"])
-
-
-def model_name(method: str, seed: int, first_seed: int, *, best: bool = False) -> str:
-    base = "hdf-best" if best else method
-    return base if seed == first_seed else f"{base}-s{seed}"

@@ -20,11 +20,14 @@ from typing import Any, Callable
 from bench.errors import ConfigError
 from bench.launch.command import check_ray_address
 from bench.search.spaces import DefineByRun, Study
-from bench.search.trainable import METHOD_KEY, SEED_KEY, run_trial
+from bench.search.trainable import METHOD_KEY, RUN_KEY, SEED_KEY, TRIAL_KEY, run_trial
 
-__all__ = ["init_ray", "run_phase", "SweepInterrupted", "JOURNAL", "phase_path"]
+__all__ = ["init_ray", "run_phase", "SweepInterrupted", "widen", "check_resources", "records",
+           "baseline_runs", "TrialRecord", "JOURNAL", "RUNGS", "phase_path",
+           "optuna_searcher", "asha_scheduler", "sweep_searcher", "sweep_scheduler"]
 
 JOURNAL = "optuna.journal"
+RUNGS = "rungs.json"  # the ordered halving's rung values, beside the sweep's Tune experiment
 Log = Callable[[str], None]
 
 
@@ -85,11 +88,13 @@ class _Progress:
         from ray.tune import Callback
 
         def label(trial) -> str:
-            run = trial.config.get("__run") or {}
-            if "__method" in run:
-                return f"{run['__method']} (seed {run.get('__seed', 0)})"
+            run = trial.config.get(RUN_KEY) or {}
+            if METHOD_KEY in run:
+                return f"{run[METHOD_KEY]} (seed {run.get(SEED_KEY, 0)})"
+            if TRIAL_KEY in run:
+                return f"{run[TRIAL_KEY]}'s config (seed {run.get(SEED_KEY, 0)})"
             if run:
-                return f"{runs_label} (seed {run.get('__seed', 0)})"
+                return f"{runs_label} (seed {run.get(SEED_KEY, 0)})"
             return trial_name(trial.experiment_tag)
 
         class Lines(Callback):
@@ -97,9 +102,10 @@ class _Progress:
                 if result.get("diverged"):
                     log(f"  {label(trial)} diverged: {result.get('reason')}")
                     return
+                test = "" if objective == "test_war" or "test_war" not in result else \
+                    f"test WAR {result['test_war']:.3f}  "
                 log(f"  {label(trial)} epoch {result.get('epoch')}/{epochs}  "
-                    f"{objective} {result.get(objective, float('nan')):.3f}  "
-                    f"test WAR {result.get('test_war', float('nan')):.3f}  "
+                    f"{objective} {result.get(objective, float('nan')):.3f}  {test}"
                     f"({result.get('epoch_s', 0):.0f}s)")
 
             def on_trial_error(self, iteration, trials, trial, **info):
@@ -120,7 +126,8 @@ def _tag_of_path(path: str) -> str:
     return m.group(1) if m else Path(path).name
 
 
-def _searcher(study: Study, storage_path: Path):
+def optuna_searcher(study: Study, storage_path: Path):
+    """Ray's OptunaSearch for the study (TPE or random, seeded), journal at `storage_path`."""
     import optuna
     from optuna.storages import JournalStorage
     from optuna.storages.journal import JournalFileBackend
@@ -142,7 +149,8 @@ def _searcher(study: Study, storage_path: Path):
                         sampler=sampler, study_name=study.name, storage=storage)
 
 
-def _scheduler(study: Study, epochs: int):
+def asha_scheduler(study: Study, epochs: int):
+    """Ray's ASHA (or FIFO): what `bench.perf replay` measures searchers with."""
     from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
 
     if study.scheduler.name == "fifo" or epochs <= study.scheduler.grace_period:
@@ -151,6 +159,29 @@ def _scheduler(study: Study, epochs: int):
                          mode=study.objective.modes[0], max_t=epochs,
                          grace_period=study.scheduler.grace_period,
                          reduction_factor=study.scheduler.reduction_factor)
+
+
+def sweep_searcher(study: Study, storage_path: Path):
+    """The sweep's searcher: OptunaSearch behind the ordering rule (bench/search/ordered.py)."""
+    from bench.search.ordered import OrderedSearcher
+
+    return OrderedSearcher(optuna_searcher(study, storage_path), concurrency=study.concurrency,
+                           total=study.trials, epochs=study.epochs,
+                           metrics=study.objective.reported)
+
+
+def sweep_scheduler(study: Study, epochs: int, state_path: Path):
+    """The sweep's early stopping: ordered successive halving, or none (FIFO)."""
+    from ray.tune.schedulers import FIFOScheduler
+
+    from bench.search.ordered import OrderedHalving
+
+    if study.scheduler.name == "fifo" or epochs <= study.scheduler.grace_period:
+        return FIFOScheduler()
+    return OrderedHalving(metric=study.objective.reported[0], mode=study.objective.modes[0],
+                          max_t=epochs, grace_period=study.scheduler.grace_period,
+                          reduction_factor=study.scheduler.reduction_factor,
+                          concurrency=study.concurrency, state_path=state_path)
 
 
 def _trainable(study: Study):
@@ -188,8 +219,8 @@ def run_phase(study: Study, run_dir: Path, phase: str, *, log: Log,
     # reuse_actors: one Ray worker (torch and the data code imported) serves trial after trial;
     # a fresh one costs seconds per trial (`python -m bench.perf tune`).
     if phase == "sweep":
-        tune_config = tune.TuneConfig(search_alg=_searcher(study, run_dir / JOURNAL),
-                                      scheduler=_scheduler(study, epochs),
+        tune_config = tune.TuneConfig(search_alg=sweep_searcher(study, run_dir / JOURNAL),
+                                      scheduler=sweep_scheduler(study, epochs, path / RUNGS),
                                       num_samples=study.trials,
                                       max_concurrent_trials=study.concurrency,
                                       reuse_actors=True)
@@ -197,7 +228,7 @@ def run_phase(study: Study, run_dir: Path, phase: str, *, log: Log,
     else:
         tune_config = tune.TuneConfig(num_samples=1, max_concurrent_trials=study.concurrency,
                                       reuse_actors=True)
-        param_space = {"__run": tune.grid_search(runs or [])}
+        param_space = {RUN_KEY: tune.grid_search(runs or [])}
     if tune.Tuner.can_restore(str(path)):
         log(f"resuming {phase} from {path}")
         tuner = tune.Tuner.restore(str(path), trainable=trainable, param_space=param_space or None,
@@ -253,6 +284,31 @@ def records(grid) -> list[TrialRecord]:
         out.append(TrialRecord(trial_name(_tag_of_path(r.path)), dict(r.config or {}), df, err, ck,
                                Path(r.path)))
     return sorted(out, key=lambda t: t.trial)
+
+
+def widen(study: Study, n_runs: int) -> Study:
+    """Runs of a fixed list go FIFO with nothing after them: spread the idle CPUs over them."""
+    import dataclasses
+
+    import ray
+
+    if study.gpus_per_trial:
+        return study
+    cpus = int(ray.cluster_resources().get("CPU", 1))
+    per = max(study.cpus_per_trial, float(cpus // max(1, min(n_runs, study.concurrency))))
+    return dataclasses.replace(study, cpus_per_trial=per)
+
+
+def check_resources(study: Study) -> None:
+    """A trial that asks for more than the cluster has would wait forever: refuse it now."""
+    import ray
+
+    have = ray.cluster_resources()
+    for key, need, flag in (("CPU", study.cpus_per_trial, "--cpus-per-trial"),
+                            ("GPU", study.gpus_per_trial, "--gpus-per-trial")):
+        if need > have.get(key, 0):
+            raise ConfigError(f"each trial asks for {need:g} {key} but the Ray cluster has "
+                              f"{have.get(key, 0):g}; lower it with {flag}")
 
 
 def baseline_runs(study: Study, best_values: dict[str, Any] | None) -> list[dict[str, Any]]:

@@ -20,7 +20,7 @@ from typing import Any, Mapping
 from bench.config import Config, deep_merge, list_methods, load_config, read_yaml
 from bench.errors import BenchError, ConfigError
 
-__all__ = ["Param", "Objective", "Searcher", "Scheduler", "Study", "load_study", "study_from_dict",
+__all__ = ["Param", "Objective", "Searcher", "Scheduler", "Confirm", "Study", "seed_list", "load_study", "study_from_dict",
            "with_base_sets",
            "DefineByRun", "trial_config", "nested", "DISTRIBUTIONS"]
 
@@ -81,6 +81,14 @@ class Scheduler:
 
 
 @dataclass(frozen=True)
+class Confirm:
+    """Retrain the top `top` configurations at `seeds` fresh seeds; crown the best mean."""
+
+    top: int = 0                  # 0: off
+    seeds: int = 2                # fresh seeds after the study's own: max(seeds)+1, ...
+
+
+@dataclass(frozen=True)
 class Study:
     name: str
     method: str
@@ -97,8 +105,15 @@ class Study:
     val_fraction: float = 0.15
     baselines: tuple[str, ...] = ("x3d_ce",)
     seeds: tuple[int, ...] = (0,)
+    confirm: Confirm = Confirm()
     description: str = ""
     source: str = "study"
+
+    @property
+    def confirm_seeds(self) -> tuple[int, ...]:
+        """Seeds no run of the study's own uses, so a confirmation is a fresh draw."""
+        start = max(self.seeds) + 1
+        return tuple(range(start, start + self.confirm.seeds)) if self.confirm.top else ()
 
     def base_config(self, method: str | None = None) -> Config:
         """The fixed part of every trial (or of a baseline when `method` is given)."""
@@ -190,7 +205,8 @@ def decode_params(study: Study, optuna_params: Mapping[str, Any]) -> dict[str, A
 # -- YAML -> Study ---------------------------------------------------------------------------
 
 _TOP_KEYS = ("description", "base", "params", "objective", "search", "scheduler", "trials",
-             "concurrency", "resources", "max_failures", "val_fraction", "baselines", "seeds")
+             "concurrency", "resources", "max_failures", "val_fraction", "baselines", "seeds",
+             "confirm")
 
 
 def load_study(path: str | Path) -> Study:
@@ -220,6 +236,29 @@ def _number(value: Any, where: str, *, integer: bool = False) -> float:
     if integer and int(value) != value:
         raise ConfigError(f"{where} must be an integer, got {value!r}")
     return value
+
+
+def seed_list(value: Any, where: str) -> tuple[int, ...]:
+    """Training seeds: a non-empty list (or comma text "0,1,2") of distinct integers >= 0."""
+    if isinstance(value, str):
+        value = [v.strip() for v in value.split(",")]
+    if not isinstance(value, (list, tuple)) or not value:
+        raise ConfigError(f"{where} must be a non-empty list of integers, e.g. 0,1,2")
+    seeds = []
+    for v in value:
+        try:
+            n = int(v) if isinstance(v, str) or (not isinstance(v, bool) and int(v) == v) \
+                else None
+        except (TypeError, ValueError):
+            n = None
+        if n is None or isinstance(v, bool):
+            raise ConfigError(f"{where}: {v!r} is not an integer (give e.g. 0,1,2)")
+        if n < 0:
+            raise ConfigError(f"{where}: seeds must be >= 0, got {n}")
+        if n in seeds:
+            raise ConfigError(f"{where}: seed {n} is listed twice")
+        seeds.append(n)
+    return tuple(seeds)
 
 
 def with_base_sets(raw: Mapping[str, Any], items: list[str]) -> dict[str, Any]:
@@ -296,9 +335,10 @@ def study_from_dict(raw: Mapping[str, Any], *, name: str = "study", source: str 
         raise ConfigError(f"{src}: baselines must be a list of method names")
     for b in baselines:
         _one_of(b, list_methods(), f"{src}: baselines")
-    seeds = raw.get("seeds", [0])
-    if not isinstance(seeds, list) or not seeds:
-        raise ConfigError(f"{src}: seeds must be a non-empty list of integers")
+    seeds = seed_list(raw.get("seeds", [0]), f"{src}: seeds")
+    conf = _section(raw, "confirm", ("top", "seeds"), src) if raw.get("confirm") else {}
+    confirm = Confirm(int(_number(conf.get("top", 0), f"{src}: confirm.top", integer=True)),
+                      int(_number(conf.get("seeds", 2), f"{src}: confirm.seeds", integer=True)))
     study = Study(
         name=name, method=method, base=base_over, params=tuple(params), objective=objective,
         searcher=searcher, scheduler=scheduler,
@@ -309,7 +349,7 @@ def study_from_dict(raw: Mapping[str, Any], *, name: str = "study", source: str 
         max_failures=int(_number(raw.get("max_failures", 2), f"{src}: max_failures", integer=True)),
         val_fraction=float(_number(raw.get("val_fraction", 0.15), f"{src}: val_fraction")),
         baselines=tuple(baselines),
-        seeds=tuple(int(_number(x, f"{src}: seeds", integer=True)) for x in seeds),
+        seeds=seeds, confirm=confirm,
         description=str(raw.get("description", "")), source=src)
     return validate(study)
 
@@ -321,6 +361,11 @@ def validate(study: Study) -> Study:
         raise ConfigError(f"{src}: trials and concurrency must be >= 1")
     if study.cpus_per_trial <= 0 or study.gpus_per_trial < 0:
         raise ConfigError(f"{src}: resources.cpu must be > 0 and resources.gpu >= 0")
+    if study.confirm.top and not 1 <= study.confirm.top <= study.trials:
+        raise ConfigError(f"{src}: confirm.top (--confirm) must be between 1 and the number of "
+                          f"trials ({study.trials}), got {study.confirm.top}")
+    if study.confirm.top and study.confirm.seeds < 1:
+        raise ConfigError(f"{src}: confirm.seeds must be >= 1, got {study.confirm.seeds}")
     if study.objective.split == "val" and not 0 < study.val_fraction < 1:
         raise ConfigError(f"{src}: val_fraction must be in (0, 1) with objective.split: val")
     if study.objective.split == "test" and not 0 <= study.val_fraction < 1:

@@ -21,18 +21,27 @@ from bench.config import Config
 from bench.errors import TrainingDiverged
 from bench.search.spaces import Study, decode_params, trial_config
 
-__all__ = ["run_trial", "trial_epochs", "STATE_FILE", "config_of_trial"]
+__all__ = ["run_trial", "trial_epochs", "STATE_FILE", "config_of_trial", "RUN_KEY", "METHOD_KEY",
+           "SEED_KEY", "TRIAL_KEY", "searched"]
 
 STATE_FILE = "state.pt"
-# Keys of a Tune config that are not searched parameters.
+# Keys of a Tune config that are not searched parameters. Runs of a fixed list (baselines,
+# confirmations, comparisons) come as a grid over RUN_KEY of dicts holding the others.
+RUN_KEY = "__run"
 METHOD_KEY = "__method"
 SEED_KEY = "__seed"
+TRIAL_KEY = "__trial"  # the sweep trial whose configuration a confirming run retrains
+
+
+def searched(tune_config: Mapping[str, Any]) -> dict[str, Any]:
+    """The searched values of a Tune config (Optuna's encoding), without the run keys."""
+    return {k: v for k, v in tune_config.items() if not k.startswith("__")}
 
 
 def config_of_trial(study: Study, tune_config: Mapping[str, Any]):
     """The Config a trial trains: searched values, or a baseline's method and seed."""
-    tune_config = tune_config.get("__run", tune_config)  # baselines come as a grid of dicts
-    values = decode_params(study, {k: v for k, v in tune_config.items() if not k.startswith("__")})
+    tune_config = tune_config.get(RUN_KEY, tune_config)
+    values = decode_params(study, searched(tune_config))
     return trial_config(study, values, method=tune_config.get(METHOD_KEY),
                         seed=tune_config.get(SEED_KEY, study.seeds[0]))
 
@@ -68,7 +77,8 @@ def trial_epochs(cfg: Config, study: Study, *, state: dict[str, Any] | None = No
                                   "pid": os.getpid()}
         if trainer.val_loader is not None:
             result.update(_scores("val_", trainer.evaluate(split="val").metrics))
-        result.update(_scores("test_", trainer.evaluate().metrics))
+        if trainer.epoch % cfg.train.eval_every == 0 or trainer.epoch == cfg.train.epochs:
+            result.update(_scores("test_", trainer.evaluate().metrics))  # nothing picks by it
         result["wall_s"] = time.perf_counter() - t_start
         result["setup_s"] = setup_s
 

@@ -93,6 +93,8 @@ def _roles(data: RunData) -> dict[str, str]:
 
 _add("sweep.history", "sweep", ("study",), lambda d: _sweep.optimization_history(d.study, _names(d)))
 _add("sweep.importance", "sweep", ("study",), lambda d: _sweep.param_importances(d.study, _names(d)))
+_add("sweep.sensitivity", "sweep", ("trials",),
+     lambda d: _sweep.sensitivity(d.trials, primary_metric(d), (d.summary or {}).get("noise_floor")))
 _add("sweep.parallel", "sweep", ("study",), lambda d: _sweep.parallel_coordinate(d.study, _names(d)))
 _add("sweep.contour", "sweep", ("study",), lambda d: _sweep.contour(d.study, _names(d)))
 _add("sweep.slice", "sweep", ("study",), lambda d: _sweep.slices(d.study, _names(d)))

@@ -105,17 +105,26 @@ def gain_bars(gain: pd.DataFrame, scale: float = 100.0) -> go.Figure:
     """Gain of each HDF model over each baseline with its confidence interval, in points."""
     require_columns(gain, ("model", "baseline", "metric", "gain", "ci_low", "ci_high"), "gain")
     g = gain.assign(scope=gain["scope"] if "scope" in gain.columns else "all")
+    if "training_seeds" not in g.columns:
+        g = g.assign(training_seeds=1)
     metrics = list(dict.fromkeys(g["metric"]))
     fig = make_subplots(rows=1, cols=len(metrics), subplot_titles=[m.upper() for m in metrics])
-    pairs = list(dict.fromkeys(zip(g["model"], g["baseline"])))
-    colors = model_colors([f"{a} vs {b}" for a, b in pairs])
+    # over several training seeds first: the pair's verdict; then each seed on its own
+    pairs = list(dict.fromkeys(zip(g["model"], g["baseline"], g["training_seeds"])))
+    pairs.sort(key=lambda p: -p[2])
+
+    def label(a: str, b: str, n: int) -> str:
+        return f"{a} vs {b}" + (f" ({n} seeds)" if n > 1 else "")
+
+    colors = model_colors([label(*p) for p in pairs])
     for j, metric in enumerate(metrics):
-        for a, b in pairs:
-            r = g[(g["metric"] == metric) & (g["model"] == a) & (g["baseline"] == b)]
+        for a, b, n in pairs:
+            r = g[(g["metric"] == metric) & (g["model"] == a) & (g["baseline"] == b)
+                  & (g["training_seeds"] == n)]
             if r.empty:
                 continue
             y = r["gain"] * scale
-            name = f"{a} vs {b}"
+            name = label(a, b, n)
             fig.add_trace(go.Bar(
                 x=r["scope"], y=y, name=name, legendgroup=name, showlegend=j == 0,
                 marker_color=colors[name],

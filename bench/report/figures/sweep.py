@@ -16,7 +16,7 @@ import plotly.graph_objects as go
 from bench.report.figures._common import NotApplicable, status_colors, style
 
 __all__ = ["objective_names", "optimization_history", "param_importances", "parallel_coordinate",
-           "contour", "slices", "pareto_front", "learning_curves", "top_params"]
+           "contour", "slices", "pareto_front", "learning_curves", "top_params", "sensitivity"]
 
 
 def objective_names(study: Any, names: list[str] | None = None) -> list[str]:
@@ -168,3 +168,28 @@ def learning_curves(trials: pd.DataFrame, metric: str = "war") -> go.Figure:
     fig.update_xaxes(title="epoch")
     fig.update_yaxes(title=metric)
     return style(fig, f"Intermediate {metric} per trial (x: stopped early / diverged / failed)")
+
+
+def sensitivity(trials: pd.DataFrame, metric: str, noise: dict[str, Any] | None) -> go.Figure:
+    """Each parameter's main effect on `metric` (points) beside what seed noise alone gives."""
+    from bench.search.sensitivity import parameter_effects
+
+    std = float((noise or {}).get("std") or float("nan"))
+    eff = parameter_effects(trials, metric, std)
+    if eff.empty:
+        raise NotApplicable("needs two completed trials that differ in a parameter")
+    fig = go.Figure(go.Bar(
+        x=eff["param"], y=eff["effect"] * 100, name="main effect",
+        customdata=eff[["low_group", "high_group", "n_low", "n_high"]].to_numpy(),
+        hovertemplate="%{x}: %{y:.1f} points<br>%{customdata[0]} (n=%{customdata[2]}) vs "
+                      "%{customdata[1]} (n=%{customdata[3]})<extra></extra>"))
+    if eff["threshold"].notna().any():
+        fig.add_trace(go.Scatter(x=eff["param"], y=eff["threshold"] * 100, mode="markers",
+                                 marker={"symbol": "line-ew-open", "size": 28, "color": "black"},
+                                 name="seed-noise threshold (2 sd of a difference)"))
+        title = (f"Parameter effects on {metric} vs seed noise ({std * 100:.1f} points std, "
+                 f"{(noise or {}).get('source', '')})")
+    else:
+        title = f"Parameter effects on {metric} (no seed-noise floor measured in this run)"
+    fig.update_yaxes(title_text="|mean difference| (points)")
+    return style(fig, title, height=360)
