@@ -54,3 +54,38 @@ def test_a_broken_page_is_caught(tmp_path):
     assert seen.drawn == [] and seen.total == 1
     assert any("boom" in e for e in seen.errors)
     assert any("undefined_function" in e for e in seen.errors)
+
+
+TINY = ["--set", "data.preset=ci", "--set", "data.num_frames=4", "--set", "data.batch_size=8",
+        "--set", "train.epochs=1"]
+
+
+@pytest.fixture(scope="module")
+def compared(tmp_path_factory):
+    """Real comparison run folders (bench.compare, CI-sized): one training seed and three."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    out = tmp_path_factory.mktemp("compare")
+    root = Path(__file__).resolve().parents[1]
+    runs = {}
+    for name, seeds in (("one-seed", "0"), ("three-seeds", "0,1,2")):
+        p = subprocess.run([sys.executable, "-m", "bench.compare", "--methods", "hdf,x3d_ce",
+                            "--seeds", seeds, *TINY, "--out", str(out), "--name", name],
+                           cwd=root, capture_output=True, text=True, timeout=900)
+        assert p.returncode == 0, p.stderr[-3000:]
+        assert "verdict:" in p.stdout, p.stdout
+        runs[name] = out / name
+    return runs
+
+
+@pytest.mark.parametrize("name, covers", [("one-seed", "test clips only: one training seed"),
+                                          ("three-seeds", "3 training seeds x")])
+def test_the_verdict_is_on_the_first_screen(compared, name, covers):
+    seen = check_page(compared[name] / "report.html", screenshot=False)
+    assert seen.errors == []
+    assert "hdf vs x3d_ce:" in seen.first_screen and covers in seen.first_screen, seen.first_screen
+    assert any(w in seen.first_screen for w in ("HDF better", "baseline better", "inconclusive"))
+    if name == "one-seed":
+        assert "inconclusive" in seen.first_screen  # one seed never says "better"

@@ -36,9 +36,9 @@ def _space(tmp_path: Path) -> Path:
     return path
 
 
-def _sweep(space: Path, out: Path, name: str) -> Path:
+def _sweep(space: Path, out: Path, name: str, *extra: str) -> Path:
     p = subprocess.run([sys.executable, "-m", "bench.tune", "--space", str(space), "--out",
-                        str(out), "--name", name, "--no-robustness", "--no-report"],
+                        str(out), "--name", name, "--no-robustness", "--no-report", *extra],
                        cwd=ROOT, capture_output=True, text=True, timeout=600,
                        env={**os.environ, "PYTHONUNBUFFERED": "1"})
     assert p.returncode == 0, p.stderr[-3000:]
@@ -94,3 +94,26 @@ def test_optuna_records_stopped_trials_as_pruned_and_its_figures_draw(two_runs):
     _, page = write_report(run)
     assert not page.errors
     assert {"sweep.history", "sweep.slice", "sweep.curves"} <= set(page.drawn)
+
+
+def test_confirm_retrains_the_top_configurations_at_fresh_seeds_and_crowns_the_best_mean(
+        tmp_path):
+    run = _sweep(_space(tmp_path), tmp_path, "c", "--confirm", "2", "--trials", "4")
+    summary = json.loads((run / "summary.json").read_text())
+    table = _values(run)
+    final = table[table.metric == "val_war"].sort_values("epoch").groupby("trial").last()
+    completed = final[final.status == "completed"].value
+    top2 = sorted(completed.index, key=lambda t: (-completed[t], t))[:2]
+    conf = pd.read_csv(run / "confirm.csv")
+    val = conf[conf.metric == "val_war"]
+    assert sorted(val.trial.unique()) == sorted(top2)
+    assert sorted(val.seed.unique()) == [1, 2]  # fresh: the study's own seed is 0
+    means = val.groupby("trial").value.mean()
+    c = summary["confirm"]
+    assert summary["picked_by"] == "confirm" and summary["best_trial"] == c["winner"]
+    assert c["winner"] == sorted(means.index, key=lambda t: (-means[t], t))[0]
+    assert c["margin"] == pytest.approx(means.max() - means.min())
+    assert summary["noise_floor"]["source"].startswith("--confirm (2 configurations x 2")
+    assert len(list((run / "tune" / "confirm").glob("*/result.json"))) == 4  # every run kept
+    models = yaml.safe_load((run / "models.yaml").read_text())
+    assert models[0]["name"] == "hdf-best" and models[0]["trial"] == c["winner"]

@@ -30,6 +30,7 @@ CHROMIUM_FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic
                   "--disable-component-update", "--disable-sync", "--hide-scrollbars",
                   "--enable-unsafe-swiftshader", "--use-angle=swiftshader")  # WebGL on the CPU
 WIDTH = 1400
+HEIGHT = 900  # the first screen a reader sees
 
 # Names of the figure containers that hold a drawn plotly plot (an <svg class="main-svg">).
 _DRAWN_JS = """(() => {
@@ -38,6 +39,16 @@ _DRAWN_JS = """(() => {
           drawn: figs.filter(f => f.querySelector('.js-plotly-plot .main-svg'))
                      .map(f => f.dataset.figure)};
 })()"""
+
+
+# The verdict's text if the whole verdict box is on the first screen (scrolled to the top).
+_FIRST_SCREEN_JS = f"""(() => {{
+  window.scrollTo(0, 0);
+  const v = document.getElementById('verdict');
+  if (!v) return '';
+  const r = v.getBoundingClientRect();
+  return (r.top >= 0 && r.bottom <= {HEIGHT} && r.height > 0) ? v.innerText : '';
+}})()"""
 
 
 def find_chromium() -> str | None:
@@ -59,6 +70,7 @@ class Rendered:
     height: int = 0
     png: bytes | None = None
     seconds: float = 0.0
+    first_screen: str = ""  # the verdict's text when all of it lies within the first screen
 
 
 class _Pipe:
@@ -157,7 +169,7 @@ def check_page(path: str | Path, *, screenshot: bool = True, timeout: float = 60
             sid = cdp.send("Target.attachToTarget", {"targetId": target, "flatten": True})["sessionId"]
             for domain in ("Page", "Runtime", "Log"):
                 cdp.send(f"{domain}.enable", session=sid)
-            cdp.send("Emulation.setDeviceMetricsOverride", {"width": WIDTH, "height": 900,
+            cdp.send("Emulation.setDeviceMetricsOverride", {"width": WIDTH, "height": HEIGHT,
                      "deviceScaleFactor": 1, "mobile": False}, session=sid)
             cdp.send("Page.navigate", {"url": url}, session=sid)
             cdp.wait_event("Page.loadEventFired", timeout)
@@ -176,6 +188,8 @@ def check_page(path: str | Path, *, screenshot: bool = True, timeout: float = 60
             height = cdp.send("Runtime.evaluate", {"expression":
                               "document.documentElement.scrollHeight", "returnByValue": True},
                               session=sid)["result"]["value"]
+            first = cdp.send("Runtime.evaluate", {"expression": _FIRST_SCREEN_JS,
+                             "returnByValue": True}, session=sid)["result"].get("value") or ""
             png = None
             if screenshot:
                 shot = cdp.send("Page.captureScreenshot", {
@@ -184,7 +198,8 @@ def check_page(path: str | Path, *, screenshot: bool = True, timeout: float = 60
                     session=sid, timeout=timeout)
                 png = base64.b64decode(shot["data"])
             return Rendered(drawn=state["drawn"], total=state["total"], errors=_errors(cdp.events),
-                            height=height, png=png, seconds=time.monotonic() - t0)
+                            height=height, png=png, seconds=time.monotonic() - t0,
+                            first_screen=first)
         finally:
             try:
                 cdp.send("Browser.close", timeout=5)
