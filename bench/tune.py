@@ -23,7 +23,7 @@ from typing import Any
 import pandas as pd
 import yaml
 
-from bench.cli import run_main
+from bench.cli import non_negative_int, positive_int, run_main
 from bench.config import read_yaml
 from bench.errors import ConfigError, DataError
 from bench.runs import atomic_write_text, environment, write_table
@@ -202,8 +202,9 @@ def build_parser() -> argparse.ArgumentParser:
                     help="override a base config key, e.g. --set train.epochs=2 (repeatable)")
     ap.add_argument("--address", help="join a running Ray cluster (host:port) instead of "
                                       "starting one")
-    ap.add_argument("--cpus", type=int, help="CPUs of the local Ray instance (default: all)")
-    ap.add_argument("--gpus", type=int, help="GPUs of the local Ray instance (default: all)")
+    ap.add_argument("--cpus", type=positive_int, help="CPUs of the local Ray instance (default: all)")
+    ap.add_argument("--gpus", type=non_negative_int,
+                    help="GPUs of the local Ray instance (default: all)")
     ap.add_argument("--no-robustness", action="store_true", help="skip the robustness suite")
     ap.add_argument("--no-report", action="store_true", help="skip the HTML report")
     ap.add_argument("--launcher", choices=["local", "slurm"], default="local",
@@ -254,6 +255,10 @@ def _strip_launcher(argv: list[str]) -> list[str]:
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
+    if args.launcher == "local":
+        from bench.launch.command import check_cluster_address
+
+        check_cluster_address(args.address)  # in seconds, before a run folder or data exist
     from bench.search.run import SweepInterrupted
     from bench.search.spaces import study_from_dict
 
@@ -284,7 +289,7 @@ def main(argv: list[str] | None = None) -> int:
     except SweepInterrupted as e:
         _log(str(e))
         return 3
-    except Exception:  # a user error or a bug: either way, a folder where nothing ran goes
+    except BaseException:  # a user error, a bug, Ctrl-C or SIGTERM: a folder where nothing ran goes
         if not args.resume and not (run_dir / "tune").exists():
             shutil.rmtree(run_dir, ignore_errors=True)
         raise
