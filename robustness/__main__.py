@@ -58,6 +58,8 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--batch-size", type=int, default=32)
     ap.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto")
     ap.add_argument("--threads", type=int, help="torch threads (default: torch's choice)")
+    ap.add_argument("--allow-outside", action="store_true",
+                    help="read models whose models.yaml path leaves RUN_DIR")
     ap.add_argument("--list", action="store_true", help="print the registered shifts and exit")
     ap.add_argument("--quiet", action="store_true")
     ap.add_argument("--launcher", choices=["local", "slurm"], default="local",
@@ -79,9 +81,10 @@ def main(argv: list[str] | None = None) -> int:
     severities = parse_severities(args.severities)
     seeds = _seeds(args.seeds)
     ratios = parse_ratios(args.imbalance)
-    if args.bootstrap < 1 or args.batch_size < 1 or (args.limit is not None and args.limit < 1):
-        raise ConfigError("--bootstrap, --batch-size and --limit must be >= 1")
-    entries = runs.read_manifest(args.run)
+    if args.bootstrap < 1 or args.batch_size < 1 or any(
+            v is not None and v < 1 for v in (args.limit, args.threads)):
+        raise ConfigError("--bootstrap, --batch-size, --limit and --threads must be >= 1")
+    entries = runs.read_manifest(args.run, allow_outside=args.allow_outside)
     baseline = runs.pick_baseline(entries, args.baseline)
     if args.threads:
         torch.set_num_threads(args.threads)
