@@ -305,14 +305,19 @@ def test_a_manifest_path_outside_the_run_is_not_read(tmp_path):
     assert sum("points outside" in n for n in data.notes) == 2
 
 
-def test_cli_names_an_unreadable_table_on_the_terminal(tmp_path, capsys):
+@pytest.mark.parametrize("name, data", [
+    ("trials.parquet", b"PAR1 truncated"),
+    ("robustness/gain.csv", "model,baseline\ncaf\xe9,x\n".encode("latin-1")),
+])
+def test_cli_names_an_unreadable_table_on_the_terminal(tmp_path, capsys, name, data):
     _write_models(tmp_path / "run")
-    (tmp_path / "run" / "trials.parquet").write_bytes(b"PAR1 truncated")
+    (tmp_path / "run" / name).parent.mkdir(exist_ok=True)
+    (tmp_path / "run" / name).write_bytes(data)
     with pytest.raises(SystemExit) as e:
         report_cli.run_main(report_cli.main, [str(tmp_path / "run")])
     captured = capsys.readouterr()
     assert e.value.code == 0  # the rest of the run is readable
-    assert captured.err.startswith("warning: trials.parquet: unreadable"), captured.err
+    assert captured.err.startswith(f"warning: {name}: unreadable"), captured.err
     assert (tmp_path / "run" / "report.html").is_file()
     assert not list((tmp_path / "run").glob(".*.tmp"))
 
