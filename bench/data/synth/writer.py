@@ -149,6 +149,8 @@ def generate(out: str | Path, *, preset: str = "default", seed: int = 0, workers
         table[cols].to_csv(tmp / "metadata.csv", index=False)
         (tmp / MARKER).write_text(json.dumps(_record(preset, seed, opts, table), indent=2) + "\n")
         _swap_in(tmp, out)
+    except DataError:
+        raise
     except OSError as e:  # disk full, read-only file system, permissions
         raise DataError(f"cannot write the synthetic data set to {out}: {e.strerror or e}") from None
     finally:
