@@ -19,7 +19,7 @@ import datetime as dt
 import sys
 from pathlib import Path
 
-from bench.cli import run_main
+from bench.cli import non_negative_int, positive_int, run_main
 from bench.config import read_yaml
 from bench.errors import ConfigError
 from bench.runfolder import STUDY, write_summary
@@ -43,12 +43,13 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--seeds", help="training seeds, e.g. 0,1,2")
     ap.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                     help="override a base config key of every method (repeatable)")
-    ap.add_argument("--concurrency", type=int, help="runs at a time (overrides the file)")
+    ap.add_argument("--concurrency", type=positive_int, help="runs at a time (overrides the file)")
     ap.add_argument("--out", default="runs", help="parent folder of run folders (default: runs)")
     ap.add_argument("--name", help="run folder name (default: compare-<timestamp>)")
     ap.add_argument("--address", help="join a running Ray cluster (host:port)")
-    ap.add_argument("--cpus", type=int, help="CPUs of the local Ray instance (default: all)")
-    ap.add_argument("--gpus", type=int, help="GPUs of the local Ray instance (default: all)")
+    ap.add_argument("--cpus", type=positive_int, help="CPUs of the local Ray instance (default: all)")
+    ap.add_argument("--gpus", type=non_negative_int,
+                    help="GPUs of the local Ray instance (default: all)")
     ap.add_argument("--no-robustness", action="store_true", help="skip the robustness suite")
     ap.add_argument("--no-report", action="store_true", help="skip the HTML report")
     ap.add_argument("--launcher", choices=["local", "slurm"], default="local",
@@ -97,6 +98,10 @@ def main(argv: list[str] | None = None) -> int:
     from bench.search.sweep import run_comparison
 
     raw, study, methods, run_dir = _comparison(args)
+    if args.launcher == "local":
+        from bench.launch.command import check_cluster_address
+
+        check_cluster_address(args.address)  # in seconds, before a run folder or data exist
     if args.launcher == "slurm":
         if not args.resume and run_dir.exists():
             raise ConfigError(f"run folder {run_dir} exists already; choose another --name")

@@ -10,6 +10,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import difflib
+import re
 import types
 import typing
 from dataclasses import dataclass, field
@@ -22,10 +23,15 @@ from bench.errors import ConfigError
 
 __all__ = [
     "ModelConfig", "LossConfig", "OptimConfig", "DataConfig", "TrainConfig", "Config",
-    "METHODS_DIR", "list_methods", "load_config", "parse_overrides", "read_yaml",
+    "METHODS_DIR", "list_methods", "load_config", "parse_overrides", "read_yaml", "load_yaml",
 ]
 
 METHODS_DIR = Path(__file__).parent / "methods"
+# Device names a config or --device may give; whether the machine has them is
+# checked where the device is opened (bench.engine.resolve_device).
+DEVICE_NAME = re.compile(r"auto|cpu|cuda(:\d+)?")
+# numpy seeds take any integer >= 0; torch.manual_seed stops at 2**64 - 1.
+MAX_SEED = 2**63 - 1
 
 
 @dataclass
@@ -200,30 +206,46 @@ def _check_values(cfg: Config, source: str) -> None:
     need(cfg.data.workers >= 0, "data.workers must be >= 0")
     need(cfg.data.on_error in ("raise", "skip"),
          f"data.on_error must be 'raise' or 'skip', got {cfg.data.on_error!r}")
+    need(cfg.optim.momentum >= 0, f"optim.momentum must be >= 0, got {cfg.optim.momentum}")
+    need(cfg.optim.grad_clip is None or cfg.optim.grad_clip > 0,
+         f"optim.grad_clip must be > 0 (or null: no clipping), got {cfg.optim.grad_clip}")
     need(cfg.train.epochs >= 1, f"train.epochs must be >= 1, got {cfg.train.epochs}")
+    need(0 <= cfg.train.seed <= MAX_SEED,
+         f"train.seed must be in 0..2**63-1, got {cfg.train.seed}")
+    need(cfg.train.threads is None or cfg.train.threads >= 1,
+         f"train.threads must be >= 1 (or null: torch's default), got {cfg.train.threads}")
     need(cfg.train.eval_every >= 1, "train.eval_every must be >= 1")
     need(0.0 <= cfg.train.val_fraction < 1.0,
          f"train.val_fraction must be in [0, 1), got {cfg.train.val_fraction}")
-    need(cfg.train.device in ("auto", "cpu", "cuda") or cfg.train.device.startswith("cuda:"),
+    need(DEVICE_NAME.fullmatch(cfg.train.device) is not None,
          f"train.device must be auto, cpu, cuda or cuda:N, got {cfg.train.device!r}")
 
 
-def read_yaml(path: str | Path) -> dict[str, Any]:
-    """safe_load a YAML mapping, turning every failure into one ConfigError line."""
+def load_yaml(path: str | Path, what: str = "config") -> Any:
+    """safe_load a UTF-8 YAML file of any shape; every failure is one ConfigError line."""
     p = Path(path)
     try:
-        text = p.read_text()
+        text = p.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError as e:
+        raise ConfigError(f"{p} is not a UTF-8 text file (byte 0x{e.object[e.start]:02x} at "
+                          f"offset {e.start}); save the {what} as UTF-8") from None
     except OSError as e:
-        raise ConfigError(f"cannot read config {p}: {e.strerror or e}") from None
+        raise ConfigError(f"cannot read {what} {p}: {e.strerror or e}") from None
     try:
-        data = yaml.safe_load(text)
+        return yaml.safe_load(text)
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f" line {mark.line + 1}" if mark is not None else ""
         problem = getattr(e, "problem", None) or str(e).splitlines()[0]
         raise ConfigError(f"{p}:{where} is not valid YAML: {problem}") from None
+
+
+def read_yaml(path: str | Path, what: str = "config") -> dict[str, Any]:
+    """A YAML mapping from a file; an empty file is refused, not read as "all defaults"."""
+    p = Path(path)
+    data = load_yaml(p, what)
     if data is None:
-        return {}
+        raise ConfigError(f"{p} is empty (or only comments): a {what} file needs at least one key")
     if not isinstance(data, dict):
         raise ConfigError(f"{p}: expected a mapping at the top level, got {type(data).__name__}")
     return data

@@ -18,10 +18,10 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
-from bench.config import Config
+from bench.config import DEVICE_NAME, Config
 from bench.data import build_dataset
 from bench.data.labels import EMOTIONS
-from bench.errors import TrainingDiverged
+from bench.errors import ConfigError, TrainingDiverged
 from bench.losses import build_loss
 from bench.metrics import confusion_matrix, score
 from bench.models import build_model
@@ -41,8 +41,26 @@ def seed_everything(seed: int) -> None:
 
 
 def resolve_device(name: str) -> torch.device:
+    """The torch device `name` (auto, cpu, cuda, cuda:N) names, if this machine has it.
+
+    Checked here, before data or model are built, so a config written for a GPU
+    box fails in one line on a CPU machine instead of deep inside the first `.to()`.
+    """
+    if not isinstance(name, str) or DEVICE_NAME.fullmatch(name) is None:
+        raise ConfigError(f"device must be auto, cpu, cuda or cuda:N, got {name!r}")
+    cuda = torch.cuda.device_count() if torch.cuda.is_available() else 0
     if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        return torch.device("cuda" if cuda else "cpu")
+    if name.startswith("cuda"):
+        index = int(name.partition(":")[2] or 0)
+        have = ", ".join(["cpu"] + [f"cuda:{i}" for i in range(cuda)])
+        if not cuda:
+            why = "torch is built without CUDA" if torch.version.cuda is None else "no GPU found"
+            raise ConfigError(f"device {name}: CUDA is not available on this machine ({why}); "
+                              f"available devices: {have}")
+        if index >= cuda:
+            raise ConfigError(f"device {name}: this machine has {cuda} CUDA device(s); "
+                              f"available devices: {have}")
     return torch.device(name)
 
 

@@ -1,7 +1,8 @@
 """Errors a user can cause. CLIs print them as one line and exit non-zero."""
 from __future__ import annotations
 
-__all__ = ["BenchError", "ConfigError", "UnknownNameError", "DataError", "TrainingDiverged"]
+__all__ = ["BenchError", "ConfigError", "UnknownNameError", "DataError", "TrainingDiverged",
+           "Terminated"]
 
 
 class BenchError(Exception):
@@ -25,3 +26,17 @@ class DataError(BenchError, OSError):
 
 class TrainingDiverged(BenchError, FloatingPointError):
     """The loss became NaN or infinite; a sweep records the trial as diverged."""
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM or SIGHUP (what SLURM, systemd, `kill` and a closed terminal send).
+
+    A KeyboardInterrupt, so every clean-up that handles Ctrl-C (ours, torch's,
+    Ray Tune's) handles it the same way; `bench.cli.run_main` raises it.
+    """
+
+    def __init__(self, signum: int) -> None:
+        import signal
+
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum

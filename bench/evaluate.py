@@ -19,19 +19,60 @@ import torch
 from bench.cli import run_main
 from bench.config import Config, deep_merge, parse_overrides
 from bench.engine import EvalResult, build_split, evaluate, model_from_config, resolve_device
-from bench.errors import ConfigError
+from bench.errors import ConfigError, DataError
+from bench.paths import check_output_file
 from bench.progress import Reporter
 from bench.runs import load_checkpoint, write_table
 
-__all__ = ["main", "evaluate_checkpoint", "load_model"]
+__all__ = ["main", "evaluate_checkpoint", "load_model", "weights_mismatch"]
 
 
 def load_model(state: dict[str, Any], device: torch.device) -> tuple[Config, torch.nn.Module]:
     """Rebuild the network a checkpoint was trained as and load its weights."""
     cfg = Config.from_dict(state["config"], source="checkpoint config")
     model = model_from_config(cfg)
-    model.load_state_dict(state["model"])
+    try:
+        model.load_state_dict(state["model"])
+    except (RuntimeError, TypeError, ValueError, AttributeError):  # torch lists every key
+        raise DataError(weights_mismatch(cfg, state["model"])) from None
     return cfg, model.to(device).eval()
+
+
+def _shapes(weights: Any) -> dict[str, tuple[int, ...]]:
+    return {k: tuple(v.shape) for k, v in weights.items() if isinstance(v, torch.Tensor)}
+
+
+def weights_mismatch(cfg: Config, weights: Any) -> str:
+    """One line saying how a checkpoint's weights differ from the network its config builds.
+
+    When another backbone preset builds a network the weights fit, that is the
+    likely cause and the line says so ("preset tiny (config) vs xs (weights)");
+    otherwise it counts the missing, unexpected and reshaped tensors.
+    """
+    import dataclasses
+
+    from bench.models.x3d import PRESETS
+
+    have = _shapes(weights) if isinstance(weights, dict) else {}
+    m = cfg.model
+    fits = []
+    for preset in PRESETS:  # xs, s and m differ in clip size only: their weights look alike
+        if preset == m.preset:
+            continue
+        other = dataclasses.replace(cfg, model=dataclasses.replace(m, preset=preset))
+        if _shapes(model_from_config(other).state_dict()) == have:
+            fits.append(preset)
+    if fits:
+        return (f"checkpoint weights do not match its config: preset {m.preset} (config) vs "
+                f"{'/'.join(fits)} (weights)")
+    want = _shapes(model_from_config(cfg).state_dict())
+    missing = [k for k in want if k not in have]
+    extra = [k for k in have if k not in want]
+    reshaped = [k for k in want if k in have and want[k] != have[k]]
+    first = (missing or extra or reshaped or ["(not a state dict)"])[0]
+    return (f"checkpoint weights do not match its config (model {m.name}/{m.preset}): "
+            f"{len(missing)} missing, {len(extra)} unexpected, {len(reshaped)} of another shape; "
+            f"first: {first}")
 
 
 def evaluate_checkpoint(state: dict[str, Any], *, overrides: list[str] | None = None,
@@ -71,6 +112,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", help="write the metrics as a tidy CSV here")
     ap.add_argument("--quiet", action="store_true")
     args = ap.parse_args(argv)
+    resolve_device(args.device)  # what can be checked without reading anything comes first
+    if args.out:  # before minutes of evaluation, not after
+        check_output_file(args.out, "the metrics table", create_parents=True)
     state = load_checkpoint(args.checkpoint)
     reporter = Reporter(quiet=args.quiet)
     cfg, ev = evaluate_checkpoint(state, overrides=args.overrides, split=args.split,

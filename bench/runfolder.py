@@ -23,7 +23,7 @@ from bench.runs import atomic_write_text
 
 __all__ = ["STUDY", "ENV", "JOURNAL", "TRIALS", "TRIALS_CSV", "CONFIRM", "MODELS", "MODELS_DIR",
            "SUMMARY", "ROBUSTNESS", "REPORT", "TUNE", "write_summary", "read_summary",
-           "MARKERS", "is_run_folder"]
+           "MARKERS", "TRAIN_FILES", "is_run_folder", "is_train_run"]
 
 STUDY = "study.yaml"
 ENV = "env.json"
@@ -37,13 +37,24 @@ SUMMARY = "summary.json"
 ROBUSTNESS = "robustness"
 REPORT = "report.html"
 TUNE = "tune"
-# Files that only a run of hdf-bench writes: one of them makes a folder a run folder.
-MARKERS = (STUDY, MODELS, SUMMARY, TRIALS, JOURNAL)
+# What the run writers leave in a folder: bench.tune's and bench.compare's files, a models/
+# folder of per-model folders, the suite's robustness/ folder, or bench.train's config.yaml
+# beside its metrics.csv. A folder with none of them is not a run folder.
+MARKERS = (STUDY, MODELS, SUMMARY, JOURNAL, TRIALS, TRIALS_CSV)
+TRAIN_FILES = ("config.yaml", "metrics.csv")
 
 
-def is_run_folder(path: str | Path) -> bool:
-    p = Path(path)
-    return p.is_dir() and any((p / m).is_file() for m in MARKERS)
+def is_train_run(root: str | Path) -> bool:
+    """A bench.train run folder (its config beside its metrics)."""
+    return all((Path(root) / n).is_file() for n in TRAIN_FILES)
+
+
+def is_run_folder(root: str | Path) -> bool:
+    """Whether `root` holds anything a run writer writes (see MARKERS)."""
+    p = Path(root)
+    return p.is_dir() and (any((p / n).is_file() for n in MARKERS)
+                           or any(d.is_dir() for d in (p / MODELS_DIR).glob("*/"))
+                           or (p / ROBUSTNESS).is_dir() or is_train_run(p))
 
 
 def write_summary(run_dir: str | Path, summary: dict[str, Any]) -> None:

@@ -11,6 +11,7 @@ import datetime as _dt
 import json
 import os
 import platform
+import re
 import shutil
 import socket
 import subprocess
@@ -58,36 +59,81 @@ def environment() -> dict[str, Any]:
 
 def atomic_write_text(path: Path, text: str) -> None:
     tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
+    try:
+        tmp.write_text(text)
+        os.replace(tmp, path)
+    except BaseException:  # an interrupt too: no hidden half-file stays next to the output
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 def write_table(path: Path, df: pd.DataFrame) -> None:
     """CSV (and Parquet beside it for .parquet paths), atomically."""
     tmp = path.with_name(f".{path.name}.tmp")
-    if path.suffix == ".parquet":
-        df.to_parquet(tmp, index=False)
-    else:
-        df.to_csv(tmp, index=False)
-    os.replace(tmp, path)
+    try:
+        if path.suffix == ".parquet":
+            df.to_parquet(tmp, index=False)
+        else:
+            df.to_csv(tmp, index=False)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 def save_checkpoint(path: Path, payload: dict[str, Any]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")
-    torch.save(payload, tmp)
-    os.replace(tmp, path)
+    try:
+        torch.save(payload, tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
 
 
-def load_checkpoint(path: str | Path) -> dict[str, Any]:
-    """weights_only load: a checkpoint can never run code."""
+# The part of torch's weights_only refusal that names the first object it would not load.
+_GLOBAL = re.compile(r"Unsupported global: GLOBAL ([\w.]+)")
+
+
+def _unreadable(p: Path, e: BaseException) -> DataError:
+    """One line for a file torch.load refused, never torch's own advice.
+
+    torch suggests re-running with weights_only=False, which lets the file run
+    any code it holds: the one thing a checkpoint of unknown origin must not get.
+    """
+    found = _GLOBAL.search(str(e))
+    if found:
+        return DataError(f"checkpoint {p} holds objects a checkpoint may not hold (first: "
+                         f"{found.group(1)}); it was not written by hdf-bench and is not loaded")
+    return DataError(f"checkpoint {p} is not a hdf-bench checkpoint (not a file torch.save "
+                     f"wrote, or a damaged one)")
+
+
+def load_checkpoint(path: str | Path, require: tuple[str, ...] = ("model", "config")) -> dict[str, Any]:
+    """weights_only load: a checkpoint can never run code.
+
+    `require`: keys the checkpoint must hold (a Trainer.state_dict() has them all);
+    a file without them is refused here with one line, not later with a KeyError.
+    """
     p = Path(path)
     if not p.is_file():
         raise DataError(f"checkpoint not found: {p}")
+    if p.stat().st_size == 0:
+        raise DataError(f"checkpoint {p} is empty (0 bytes)")
     try:
-        return torch.load(p, map_location="cpu", weights_only=True)
+        state = torch.load(p, map_location="cpu", weights_only=True)
     except Exception as e:  # torch raises many kinds for a bad file
-        raise DataError(f"cannot read checkpoint {p}: {str(e).splitlines()[0]}") from None
+        raise _unreadable(p, e) from None
+    if not isinstance(state, dict):
+        raise DataError(f"checkpoint {p} is not a hdf-bench checkpoint: it holds a "
+                        f"{type(state).__name__}, not the training state")
+    missing = [k for k in require if not isinstance(state.get(k), dict)]
+    if missing:
+        raise DataError(f"checkpoint {p} is not a hdf-bench checkpoint: it lacks "
+                        f"{' and '.join(repr(k) for k in missing)} (the weights and the config "
+                        f"they were trained with)")
+    return state
 
 
 class RunFolder:

@@ -18,7 +18,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from bench.cli import run_main
+from bench.cli import non_negative_int, positive_int, run_main
 from bench.config import read_yaml
 from bench.errors import ConfigError
 from bench.runfolder import JOURNAL, STUDY, TRIALS, write_summary
@@ -77,8 +77,9 @@ def build_parser() -> argparse.ArgumentParser:
                     help="override a base config key, e.g. --set train.epochs=2 (repeatable)")
     ap.add_argument("--address", help="join a running Ray cluster (host:port) instead of "
                                       "starting one")
-    ap.add_argument("--cpus", type=int, help="CPUs of the local Ray instance (default: all)")
-    ap.add_argument("--gpus", type=int, help="GPUs of the local Ray instance (default: all)")
+    ap.add_argument("--cpus", type=positive_int, help="CPUs of the local Ray instance (default: all)")
+    ap.add_argument("--gpus", type=non_negative_int,
+                    help="GPUs of the local Ray instance (default: all)")
     ap.add_argument("--no-robustness", action="store_true", help="skip the robustness suite")
     ap.add_argument("--no-report", action="store_true", help="skip the HTML report")
     ap.add_argument("--launcher", choices=["local", "slurm"], default="local",
@@ -129,6 +130,10 @@ def main(argv: list[str] | None = None) -> int:
     from bench.search.run import SweepInterrupted
 
     raw, study, run_dir = _study(args)
+    if args.launcher == "local":
+        from bench.launch.command import check_cluster_address
+
+        check_cluster_address(args.address)  # in seconds, before a run folder or data exist
     if args.launcher == "slurm":
         if not args.resume and run_dir.exists():
             raise ConfigError(f"run folder {run_dir} exists already; choose another --name")

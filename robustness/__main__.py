@@ -54,6 +54,8 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--batch-size", type=int, default=32)
     ap.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto")
     ap.add_argument("--threads", type=int, help="torch threads (default: torch's choice)")
+    ap.add_argument("--allow-outside", action="store_true",
+                    help="read models whose models.yaml path leaves RUN_DIR")
     ap.add_argument("--list", action="store_true", help="print the registered shifts and exit")
     ap.add_argument("--quiet", action="store_true")
     ap.add_argument("--launcher", choices=["local", "slurm"], default="local",
@@ -64,8 +66,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def options_from_args(args: argparse.Namespace) -> SuiteOptions:
     """Checked suite options from the CLI flags (one-line errors)."""
-    if args.bootstrap < 1 or args.batch_size < 1 or (args.limit is not None and args.limit < 1):
-        raise ConfigError("--bootstrap, --batch-size and --limit must be >= 1")
+    if args.bootstrap < 1 or args.batch_size < 1 or any(
+            v is not None and v < 1 for v in (args.limit, args.threads)):
+        raise ConfigError("--bootstrap, --batch-size, --limit and --threads must be >= 1")
     slurm = options_from_args_slurm(args, job_name="robustness") \
         if args.launcher != "local" else None
     return SuiteOptions(shifts=tuple(parse_shifts(args.shifts)),
@@ -73,7 +76,7 @@ def options_from_args(args: argparse.Namespace) -> SuiteOptions:
                         seeds=tuple(_seeds(args.seeds)), baseline=args.baseline,
                         bootstrap=args.bootstrap, imbalance=tuple(parse_ratios(args.imbalance)),
                         limit=args.limit, batch_size=args.batch_size, device=args.device,
-                        launcher=args.launcher, slurm=slurm)
+                        launcher=args.launcher, slurm=slurm, allow_outside=args.allow_outside)
 
 
 def main(argv: list[str] | None = None) -> int:

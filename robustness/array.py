@@ -32,7 +32,9 @@ def evaluate_group(run_dir: str, model: str, shifts: tuple[str, ...], severities
     """Predictions of one model under one shift group (runs inside an array task)."""
     if threads:
         torch.set_num_threads(threads)
-    entries = runs.read_manifest(run_dir)
+    # The driver checked the manifest (paths inside the run folder unless --allow-outside)
+    # before it submitted this task.
+    entries = runs.read_manifest(run_dir, allow_outside=True)
     loaded = runs.load_models([e for e in entries if e.name == model], torch.device("cpu"))
     dataset = runs.test_set({model: loaded[model][0]})
     if limit:

@@ -42,6 +42,7 @@ class SuiteOptions:
     device: str = "cpu"
     launcher: str = "local"
     slurm: Any = None  # bench.launch.slurm options for launcher "slurm"
+    allow_outside: bool = False  # models.yaml paths may leave the run folder
 
 
 @dataclass
@@ -63,7 +64,7 @@ class SuiteOutput:
 def stress_test(run_dir: str | Path, opts: SuiteOptions, *, progress: Callable | None = None,
                 log: Callable[[str], None] = lambda m: None) -> SuiteOutput:
     """Every model of the run folder under every condition, scored, paired and judged."""
-    entries = runs.read_manifest(run_dir)
+    entries = runs.read_manifest(run_dir, allow_outside=opts.allow_outside)
     baseline = runs.pick_baseline(entries, opts.baseline)
     device = resolve_device(opts.device)
     roles = {e.name: e.role for e in entries}

@@ -22,10 +22,11 @@ import pandas as pd
 import torch
 import yaml
 
-from bench.config import Config
+from bench.config import Config, load_yaml
 from bench.engine import build_split
 from bench.errors import ConfigError, DataError, UnknownNameError
 from bench.evaluate import load_model
+from bench.paths import inside
 from bench.runs import atomic_write_text, load_checkpoint, write_table
 
 __all__ = ["ModelEntry", "read_manifest", "load_models", "test_set", "pick_baseline",
@@ -53,18 +54,19 @@ def _group(item: dict[str, Any]) -> str:
     return name[:-len(suffix)] if name.endswith(suffix) else name
 
 
-def read_manifest(run_dir: str | Path) -> list[ModelEntry]:
-    """Entries of RUN_DIR/models.yaml, checked (one clear error per problem)."""
+def read_manifest(run_dir: str | Path, *, allow_outside: bool = False) -> list[ModelEntry]:
+    """Entries of RUN_DIR/models.yaml, checked (one clear error per problem).
+
+    A model's path stays inside RUN_DIR unless `allow_outside`: a copied or
+    downloaded run folder must not make the suite open files elsewhere.
+    """
     run = Path(run_dir)
     if not run.is_dir():
         raise DataError(f"run folder {run} does not exist")
     path = run / "models.yaml"
     if not path.is_file():
         raise DataError(f"{path} does not exist (is {run} a finished sweep run folder?)")
-    try:
-        raw = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as e:
-        raise ConfigError(f"{path} is not valid YAML: {str(e).splitlines()[0]}") from None
+    raw = load_yaml(path, "model manifest")
     if isinstance(raw, dict) and "models" in raw:
         raw = raw["models"]
     if not isinstance(raw, list) or not raw:
@@ -78,9 +80,13 @@ def read_manifest(run_dir: str | Path) -> list[ModelEntry]:
             raise ConfigError(f"{where}: role must be one of {', '.join(ROLES)}, got {item['role']!r}")
         if any(e.name == item["name"] for e in out):
             raise ConfigError(f"{where}: name '{item['name']}' appears twice")
+        seed = item.get("seed", 0)
+        if isinstance(seed, bool) or not isinstance(seed, int):
+            raise ConfigError(f"{where}: seed must be an integer, got {seed!r}")
+        folder = inside(run, str(item["path"]), f"{where}: path", allow_outside=allow_outside,
+                        hint=" (pass --allow-outside to read models elsewhere)")
         out.append(ModelEntry(str(item["name"]), str(item["role"]), str(item.get("method", "")),
-                              int(item.get("seed", 0)), (run / str(item["path"])).resolve(),
-                              _group(item)))
+                              seed, folder.resolve(), _group(item)))
     return out
 
 

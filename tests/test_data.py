@@ -402,9 +402,18 @@ def test_augmentation_uses_one_draw_per_clip() -> None:
 
 # -- corrupt data at load time ------------------------------------------------
 
-def test_corrupt_jpeg_raises_or_is_replaced(dfew_root: Path) -> None:
+DAMAGE = {
+    "garbage": lambda data: b"\x00garbage" * 10,
+    "empty": lambda data: b"",
+    # libjpeg decodes the first half (grey below), warns without the file name, returns an image
+    "truncated": lambda data: data[: len(data) // 2],
+}
+
+
+@pytest.mark.parametrize("damage", sorted(DAMAGE))
+def test_corrupt_jpeg_raises_or_is_replaced(dfew_root: Path, damage: str) -> None:
     bad = dfew_root / "Clip/clip_224x224/00002/00006.jpg"  # frame 5 of 20: sampled at T=4
-    bad.write_bytes(b"\x00garbage" * 10)
+    bad.write_bytes(DAMAGE[damage](bad.read_bytes()))
     ds = build_dataset("dfew", root=dfew_root, split="train", num_frames=4, size=FRAME)
     with pytest.raises(DataError, match="00002/00006.jpg") as err:
         ds.get_frames(1)
@@ -429,6 +438,59 @@ def test_preload_drops_unreadable_clips_in_skip_mode(dfew_root: Path) -> None:
     strict = build_dataset("dfew", root=dfew_root, split="train", num_frames=4, size=16)
     with pytest.raises(DataError, match="00003"):
         strict.preload()
+
+
+@pytest.mark.parametrize("name, data, ok", [
+    ("f.jpg", None, True),
+    ("f.jpg", lambda d: d + b"\x00" * 16, True),      # padding after the end marker is harmless
+    ("f.jpg", lambda d: d[:-2], False),                # end marker cut off
+    ("f.png", lambda d: d[: len(d) // 2], False),
+])
+def test_read_frame_refuses_truncated_images(tmp_path: Path, name: str, data, ok: bool) -> None:
+    from bench.data.video import read_frame
+
+    path = tmp_path / name
+    img = np.random.default_rng(0).integers(0, 255, (FRAME, FRAME, 3), dtype=np.uint8)
+    assert cv2.imwrite(str(path), img)
+    if data is not None:
+        path.write_bytes(data(path.read_bytes()))
+    if ok:
+        assert read_frame(path, 16).shape == (16, 16, 3)
+    else:
+        with pytest.raises(DataError, match=name):
+            read_frame(path, 16)
+
+
+def test_skip_mode_leaves_out_files_that_are_not_videos(video_list: Path) -> None:
+    (video_list.parent / "notes.txt").write_text("not a video\n")
+    (video_list.parent / "vids" / "b.avi").write_bytes(b"RIFF" + bytes(100))  # header, no frames
+    video_list.write_text("path,label\nnotes.txt,angry\nvids/a.mp4,happy\nvids/b.avi,sad\n")
+    records = read_video_list(video_list, on_error="skip")
+    assert [r.clip_id for r in records] == ["vids/a.mp4"]
+    assert [item.rsplit(":", 1)[1] for item, _ in records.skipped] == ["2", "4"]
+    ds = build_dataset("video", list=video_list, split="train", num_frames=4, size=16,
+                       on_error="skip")
+    assert len(ds) == 1 and ds[0][0].shape == (3, 4, 16, 16)
+
+
+@pytest.mark.parametrize("rel", ["../outside.mp4", "vids/../../outside.mp4", "ABSOLUTE"])
+def test_video_paths_stay_in_the_list_folder_unless_allowed(tmp_path: Path, rel: str) -> None:
+    write_video(tmp_path / "outside.mp4", 4, "mpeg4")
+    folder = tmp_path / "lists"
+    folder.mkdir()
+    rel = str(tmp_path / "outside.mp4") if rel == "ABSOLUTE" else rel
+    (folder / "list.csv").write_text(f"path,label\n{rel},angry\n")
+    with pytest.raises(DataError, match="points outside .*data.allow_outside=true"):
+        read_video_list(folder / "list.csv")
+    ds = build_dataset("video", list=folder / "list.csv", split="test", allow_outside=True,
+                       num_frames=2, size=16)
+    assert ds.records[0].video.resolve() == (tmp_path / "outside.mp4").resolve()
+
+
+def test_ferv39k_clip_paths_stay_under_the_clip_folder(ferv_root: Path) -> None:
+    (ferv_root / "4_setups/All_scenes/test_All.csv").write_text("../../4_setups Angry\n")
+    with pytest.raises(DataError, match="points outside"):
+        read_ferv39k_split(ferv_root, split="test")
 
 
 def test_undecodable_video_names_the_file(video_list: Path) -> None:

@@ -260,6 +260,68 @@ def test_cli_writes_the_report_and_fails_in_one_line(tmp_path, capsys):
         load_run(tmp_path / "missing")
 
 
+@pytest.mark.parametrize("marker, is_run", [
+    ("study.yaml", True), ("models.yaml", True), ("summary.json", True), ("optuna.journal", True),
+    ("trials.parquet", True), ("trials.csv", True), ("models/hdf/", True), ("robustness/", True),
+    ("config.yaml+metrics.csv", True),      # a bench.train run folder
+    ("metrics.csv", False), ("config.yaml", False), ("models/", False), ("notes.txt", False),
+    ("", False),
+])
+def test_a_run_folder_is_what_a_run_writer_leaves(tmp_path, marker, is_run):
+    from bench.report.tables import is_run_folder
+
+    for name in filter(None, marker.split("+")):
+        target = tmp_path / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.mkdir() if name.endswith("/") else target.write_text("x")
+    assert is_run_folder(tmp_path) == is_run
+    if not is_run:
+        with pytest.raises(DataError, match="is not a run folder"):
+            load_run(tmp_path)
+
+
+def test_a_bench_train_run_folder_reports_its_model(tmp_path):
+    run = tmp_path / "x3d_ce-20261205"
+    run.mkdir()
+    (run / "config.yaml").write_text("method: x3d_ce\nmodel: {name: x3d}\n")
+    _metrics().query("model == 'base'").drop(columns=["model", "role"]).to_csv(
+        run / "metrics.csv", index=False)
+    data = load_run(run)
+    assert data.models.to_dict("records") == [{"name": run.name, "role": "baseline", "path": "."}]
+    assert set(data.metrics.model) == {run.name}
+    assert "models.training" in render_page(data).drawn
+
+
+def test_a_manifest_path_outside_the_run_is_not_read(tmp_path):
+    outside = tmp_path / "elsewhere"
+    outside.mkdir()
+    _metrics().query("model == 'hdf'").to_csv(outside / "metrics.csv", index=False)
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "models.yaml").write_text(f"- {{name: hdf, role: hdf, path: {outside}}}\n"
+                                     "- {name: up, role: hdf, path: ../elsewhere}\n")
+    data = load_run(run)
+    assert data.metrics is None
+    assert sum("points outside" in n for n in data.notes) == 2
+
+
+@pytest.mark.parametrize("name, data", [
+    ("trials.parquet", b"PAR1 truncated"),
+    ("robustness/gain.csv", "model,baseline\ncaf\xe9,x\n".encode("latin-1")),
+])
+def test_cli_names_an_unreadable_table_on_the_terminal(tmp_path, capsys, name, data):
+    _write_models(tmp_path / "run")
+    (tmp_path / "run" / name).parent.mkdir(exist_ok=True)
+    (tmp_path / "run" / name).write_bytes(data)
+    with pytest.raises(SystemExit) as e:
+        report_cli.run_main(report_cli.main, [str(tmp_path / "run")])
+    captured = capsys.readouterr()
+    assert e.value.code == 0  # the rest of the run is readable
+    assert captured.err.startswith(f"warning: {name}: unreadable"), captured.err
+    assert (tmp_path / "run" / "report.html").is_file()
+    assert not list((tmp_path / "run").glob(".*.tmp"))
+
+
 def test_robustness_suite_tables_load_as_written(tmp_path):
     """gain.csv (estimate, condition) and long-tail rows exactly as `python -m robustness` writes them."""
     import pandas as pd

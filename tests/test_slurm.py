@@ -101,6 +101,63 @@ def test_unreachable_ray_address_is_one_line():
         check_ray_address("localhost")
 
 
+def _server(reply: bytes | None):
+    """A one-connection server on the address Ray dials for 127.0.0.1; `reply` after reading."""
+    import contextlib
+    import socket
+    import threading
+
+    from bench.launch.command import ray_dial_address
+
+    host = ray_dial_address("127.0.0.1", 1).rpartition(":")[0]
+    listener = socket.socket()
+    listener.bind((host, 0))
+    listener.listen()
+
+    def serve() -> None:
+        conn, _ = listener.accept()
+        with conn, contextlib.suppress(OSError):  # the client may hang up at any point
+            conn.recv(1024)
+            if reply is not None:
+                conn.sendall(reply)
+            conn.recv(1024)  # hold the connection until the client gives up
+
+    threading.Thread(target=serve, daemon=True).start()
+    return listener
+
+
+SETTINGS = bytes([0, 0, 0, 4, 0, 0, 0, 0, 0])
+
+
+@pytest.mark.parametrize("reply, ok", [
+    (SETTINGS, True),                                   # what a gRPC server (Ray's GCS) sends
+    (bytes([0, 0, 6, 4, 0, 0, 0, 0, 0]) + bytes(6), True),
+    (None, False),                                      # a plain TCP listener: silence
+    (b"HTTP/1.1 400 Bad Request\r\n\r\n", False),      # a web server
+    (bytes([0, 0, 0, 4, 1, 0, 0, 0, 0]), False),        # a SETTINGS acknowledgement is no opening
+], ids=["settings", "settings-with-values", "silent", "http1", "settings-ack"])
+def test_ray_address_must_answer_as_a_grpc_server(reply, ok):
+    with _server(reply) as listener:
+        port = listener.getsockname()[1]
+        if ok:
+            assert check_ray_address(f"127.0.0.1:{port}", reply_timeout_s=2)[1] == port
+        else:
+            with pytest.raises(ConfigError, match=f"127.0.0.1:{port}.* is not a Ray head") as e:
+                check_ray_address(f"127.0.0.1:{port}", reply_timeout_s=0.5)
+            assert "\n" not in str(e.value)
+
+
+def test_the_probe_dials_what_ray_dials(monkeypatch):
+    """Ray swaps a loopback host for the machine's address; the check must go where Ray goes."""
+    import bench.launch.command as command
+
+    with _server(SETTINGS) as listener:
+        port = listener.getsockname()[1]
+        real = listener.getsockname()[0]
+        monkeypatch.setattr(command, "ray_dial_address", lambda h, p: f"{real}:{p}")
+        assert check_ray_address(f"localhost:{port}")[0] == real
+
+
 def test_resumable_command_switches_to_resume_after_a_restart(tmp_path, monkeypatch):
     cmd = ResumableCommand("builtins:list", ["--space", "s.yaml"], ["--resume", "r"], tmp_path / "r")
     monkeypatch.setenv("SLURM_RESTART_COUNT", "1")

@@ -190,6 +190,51 @@ def test_ensure_synthetic_caches_by_options(tmp_path: Path, monkeypatch: pytest.
         ensure_synthetic(preset="ci", seed=1, root=a, **small)
 
 
+@pytest.mark.parametrize("damage", ["no marker", "corrupt marker", "marker not UTF-8"])
+def test_a_damaged_cache_entry_is_rebuilt_with_a_warning(damage: str, tmp_path: Path, monkeypatch,
+                                                         caplog: pytest.LogCaptureFixture) -> None:
+    """A cache entry without a readable synth.json is debris of an interrupted write: rebuilt."""
+    monkeypatch.setenv("HDF_BENCH_CACHE", str(tmp_path))
+    small = dict(TINY, num_clips=20, num_subjects=5)
+    entry = ensure_synthetic(preset="ci", seed=0, workers=1, **small)
+    marker = entry / "synth.json"
+    if damage == "no marker":
+        marker.unlink()
+    else:
+        marker.write_bytes(b'{"version": 3, "pres' if damage == "corrupt marker" else b"\xff\xfe{}")
+    assert ensure_synthetic(preset="ci", seed=0, workers=1, **small) == entry
+    assert json.loads(marker.read_text())["seed"] == 0
+    assert "incomplete or corrupt" in caplog.text and str(entry) in caplog.text
+    left = sorted(p.name for p in entry.parent.iterdir() if p.suffix != ".lock")  # the lock stays
+    assert left == [entry.name]  # no temp or old folder beside it
+
+
+def test_sigterm_during_generation_leaves_nothing_and_exits_143(tmp_path: Path) -> None:
+    """SIGTERM (kill, SLURM, systemd) stops the render pool, removes the hidden folder, one line."""
+    import os
+    import signal
+    import time
+
+    out = tmp_path / "o"
+    proc = subprocess.Popen([sys.executable, "-m", "bench.data.synth", "--out", str(out),
+                             "--preset", "ci", "--workers", "2", "--set", "num_clips=600",
+                             "--set", "num_subjects=30"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            cwd=Path(__file__).resolve().parents[1])
+    try:
+        deadline = time.monotonic() + 120
+        while not list(tmp_path.glob(".o.tmp-*/Clip/*/*/*.jpg")):  # frames are being written
+            assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
+            time.sleep(0.05)
+        os.kill(proc.pid, signal.SIGTERM)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    assert proc.returncode == 143, err
+    assert err.strip() == "terminated (SIGTERM)", err
+    assert not any(tmp_path.iterdir()), sorted(p.name for p in tmp_path.iterdir())
+
+
 def test_generate_refuses_foreign_folder(tmp_path: Path) -> None:
     (tmp_path / "keep.txt").write_text("mine")
     with pytest.raises(DataError, match="not empty"):

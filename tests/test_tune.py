@@ -165,16 +165,53 @@ def test_cli_unwritable_run_folder_is_one_line(tmp_path) -> None:
     assert p.stderr.count("\n") == 1
 
 
-def test_crash_before_any_trial_leaves_no_run_folder(tmp_path, monkeypatch) -> None:
-    """A bug (not a user error) still shows its traceback, but no half-made run folder stays."""
+def _interrupt():
+    from bench.errors import Terminated
+
+    return Terminated(15)
+
+
+@pytest.mark.parametrize("error", [
+    lambda: RuntimeError("bug before Tune started"),  # a bug still shows its traceback
+    lambda: KeyboardInterrupt(),                        # Ctrl-C while ray.init connects
+    _interrupt,                                         # SIGTERM at the same moment
+], ids=["bug", "sigint", "sigterm"])
+def test_crash_before_any_trial_leaves_no_run_folder(tmp_path, monkeypatch, error) -> None:
+    """Whatever stops the sweep before Tune ran, no half-made run folder stays."""
     import bench.search.sweep as sweep
     import bench.tune as tune_cli
 
+    exc = error()
+
     def broken(*a, **k):
-        raise RuntimeError("bug before Tune started")
+        raise exc
 
     monkeypatch.setattr(sweep, "run_sweep", broken)
-    with pytest.raises(RuntimeError, match="bug before Tune"):
+    with pytest.raises(type(exc)):
         tune_cli.main(["--space", "search_spaces/smoke.yaml", "--out", str(tmp_path),
                        "--name", "x"])
+    assert not any(tmp_path.iterdir())
+
+
+def test_address_of_a_plain_tcp_listener_fails_fast_without_a_run_folder(tmp_path) -> None:
+    """Something that is not Ray listens where Ray would dial: one line in seconds, no folder."""
+    import socket
+    import time
+
+    from bench.launch.command import ray_dial_address
+
+    host = ray_dial_address("127.0.0.1", 1).rpartition(":")[0]  # Ray dials this, not loopback
+    with socket.socket() as listener:
+        listener.bind((host, 0))
+        listener.listen()
+        port = listener.getsockname()[1]
+        t0 = time.monotonic()
+        p = subprocess.run([sys.executable, "-m", "bench.tune", "--space", "search_spaces/smoke.yaml",
+                            "--address", f"127.0.0.1:{port}", "--out", str(tmp_path), "--name", "x"],
+                           capture_output=True, text=True, cwd=ROOT, timeout=60)
+        seconds = time.monotonic() - t0
+    assert p.returncode == 2, p.stderr
+    assert p.stderr.startswith("error:") and p.stderr.count("\n") == 1, p.stderr
+    assert "is not a Ray head" in p.stderr and f"127.0.0.1:{port}" in p.stderr
+    assert seconds < 15
     assert not any(tmp_path.iterdir())

@@ -14,7 +14,7 @@ from typing import Any
 from bench.data.clips import ClipDataset
 from bench.data.dfew import dfew_clip_id, read_dfew_split
 from bench.data.ferv39k import read_ferv39k_split
-from bench.data.records import ClipRecord, check_split
+from bench.data.records import ClipRecord, check_split, utf8_errors
 from bench.data.transforms import build_train_transform
 from bench.data.video import read_video_list
 from bench.errors import ConfigError, DataError
@@ -106,6 +106,7 @@ def video(
     *,
     split: str,
     list: str | Path | None = None,  # noqa: A002 - the config key users write
+    allow_outside: bool = False,
     # clip options (see build_dataset)
     num_frames: int = 8,
     size: int = 64,
@@ -114,9 +115,13 @@ def video(
     cache: bool = True,
     on_error: str = "raise",
 ) -> ClipDataset:
-    """`split` only picks training or evaluation sampling; the list is the split."""
+    """`split` only picks training or evaluation sampling; the list is the split.
+
+    allow_outside: read listed files outside the list's folder (absolute paths,
+    `..`); off, so a list from elsewhere cannot point the decoder at any file.
+    """
     csv_path = _need(list, "list", "video", "a CSV of 'path,label' rows")
-    records = read_video_list(csv_path, on_error=on_error)
+    records = read_video_list(csv_path, on_error=on_error, allow_outside=allow_outside)
     return _clip_dataset(records, split=split, num_frames=num_frames, size=size,
                          augment=augment, seed=seed, cache=cache, on_error=on_error)
 
@@ -166,7 +171,7 @@ def join_metadata(records: list[ClipRecord], csv_path: Path) -> None:
     """
     if not csv_path.is_file():
         raise DataError(f"metadata file {csv_path} does not exist")
-    with csv_path.open(newline="", encoding="utf-8-sig") as f:
+    with utf8_errors(csv_path), csv_path.open(newline="", encoding="utf-8-sig") as f:
         reader = csv.DictReader(f)
         missing = {"video_name", "label"} - set(reader.fieldnames or [])
         if missing:

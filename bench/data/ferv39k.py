@@ -18,8 +18,10 @@ from bench.data.records import (
     check_split,
     frame_folder_issue,
     parse_label,
+    utf8_errors,
 )
-from bench.errors import DataError
+from bench.errors import ConfigError, DataError
+from bench.paths import inside
 
 __all__ = ["read_ferv39k_split", "ferv39k_split_csv"]
 
@@ -51,7 +53,7 @@ def read_ferv39k_split(
 
     issues = Issues(on_error, str(csv_path))
     records: list[ClipRecord] = []
-    with csv_path.open(encoding="utf-8-sig") as f:
+    with utf8_errors(csv_path), csv_path.open(encoding="utf-8-sig") as f:
         for line, text in enumerate(f, start=1):
             fields = text.split()
             if not fields:
@@ -66,7 +68,12 @@ def read_ferv39k_split(
             except ValueError as e:
                 issues.report(where, f"{where}: {e}")
                 continue
-            frames, problem = frame_folder_issue(clip_dir / rel)
+            try:
+                folder = inside(clip_dir, rel, f"{where}: clip folder")
+            except ConfigError as e:
+                issues.report(where, str(e))
+                continue
+            frames, problem = frame_folder_issue(folder)
             if problem:
                 issues.report(where, f"{where}: {problem}")
                 continue

@@ -7,6 +7,7 @@ that also carries the `(item, reason)` pairs it skipped, so one bad row in an
 """
 from __future__ import annotations
 
+import contextlib
 import csv
 import logging
 import re
@@ -29,6 +30,7 @@ __all__ = [
     "list_frames",
     "parse_label",
     "two_field_rows",
+    "utf8_errors",
 ]
 
 log = logging.getLogger(__name__)
@@ -88,6 +90,12 @@ class Issues:
         self.skipped.append((item, reason))
 
     def finish(self, records: list[ClipRecord]) -> RecordList:
+        """The records kept; none at all is an error here, not a sampler's later."""
+        if not records:
+            if self.skipped:
+                raise DataError(f"no usable clips in {self.what} ({len(self.skipped)} skipped; "
+                                f"first: {self.skipped[0][1]})")
+            raise DataError(f"no clips in {self.what}")
         if self.skipped:
             log.warning(
                 "skipped %d bad item(s) reading %s (kept %d); first: %s",
@@ -103,7 +111,7 @@ def two_field_rows(csv_path: Path, header: list[str], issues: Issues) -> Iterato
     a row without exactly two fields is reported to `issues` and left out.
     """
     names = ",".join(header)
-    with csv_path.open(newline="", encoding="utf-8-sig") as f:
+    with utf8_errors(csv_path), csv_path.open(newline="", encoding="utf-8-sig") as f:
         rows = csv.reader(f)
         got = next(rows, None)
         if got is None or [h.strip() for h in got] != header:
@@ -116,6 +124,16 @@ def two_field_rows(csv_path: Path, header: list[str], issues: Issues) -> Iterato
                 issues.report(where, f"{where}: expected 2 fields '{names}', got {len(row)}")
                 continue
             yield where, row[0], row[1]
+
+
+@contextlib.contextmanager
+def utf8_errors(path: Path) -> Iterator[None]:
+    """Bytes that are not UTF-8 in a label or list file: one line naming it, no traceback."""
+    try:
+        yield
+    except UnicodeDecodeError as e:
+        raise DataError(f"{path} is not a UTF-8 text file (byte 0x{e.object[e.start]:02x} "
+                        f"at offset {e.start})") from None
 
 
 def check_on_error(on_error: str) -> OnError:

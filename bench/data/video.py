@@ -4,7 +4,11 @@ Encoded video files (mp4, avi, ...) are listed in a CSV:
 
     path,label            # header required
     clips/a.mp4,angry     # label: emotion name (any case) or DFEW number 1..7
-    clips/b.avi,4         # paths relative to the CSV's folder (or absolute)
+    clips/b.avi,4         # paths relative to the CSV's folder
+
+A path that leaves the CSV's folder (absolute, or up through `..`) is refused
+unless the caller allows it (`data.allow_outside=true`), so a list from
+elsewhere cannot hand any file on the machine to the decoder.
 """
 from __future__ import annotations
 
@@ -14,15 +18,22 @@ import cv2
 import numpy as np
 
 from bench.data.records import ClipRecord, Issues, OnError, RecordList, parse_label, two_field_rows
-from bench.errors import DataError
+from bench.errors import ConfigError, DataError
+from bench.paths import inside
 
-__all__ = ["read_video_list", "decode_video", "read_frame", "resize_frame"]
+__all__ = ["read_video_list", "decode_video", "read_frame", "resize_frame", "video_problem"]
 
 HEADER = ["path", "label"]
 
 
-def read_video_list(csv_path: str | Path, *, on_error: OnError = "raise") -> RecordList:
-    """Records of a `path,label` list; checks that files exist, decodes nothing."""
+def read_video_list(csv_path: str | Path, *, on_error: OnError = "raise",
+                    allow_outside: bool = False) -> RecordList:
+    """Records of a `path,label` list; checks that files exist.
+
+    on_error="skip" also opens each file and decodes its first frame, so a file
+    that is not a video is skipped and counted here: later, mid-epoch, a clip
+    can no longer be left out. "raise" decodes nothing until the clip is used.
+    """
     csv_path = Path(csv_path)
     if not csv_path.is_file():
         raise DataError(f"video list {csv_path} does not exist")
@@ -31,15 +42,37 @@ def read_video_list(csv_path: str | Path, *, on_error: OnError = "raise") -> Rec
     for where, rel, label_text in two_field_rows(csv_path, HEADER, issues):
         try:
             label = parse_label(label_text, names=True, numbers=True)
-        except ValueError as e:
-            issues.report(where, f"{where}: {e}")
+            video = inside(csv_path.parent, rel.strip(), f"{where}: video path",
+                           allow_outside=allow_outside,
+                           hint=" (set data.allow_outside=true to read files outside it)")
+        except (ValueError, ConfigError) as e:
+            issues.report(where, str(e) if isinstance(e, ConfigError) else f"{where}: {e}")
             continue
-        video = csv_path.parent / rel.strip()
         if not video.is_file():
             issues.report(where, f"{where}: video file {video} does not exist")
             continue
+        if issues.on_error == "skip":
+            problem = video_problem(video)
+            if problem:
+                issues.report(where, f"{where}: {problem}")
+                continue
         records.append(ClipRecord(clip_id=rel.strip(), label=label, video=video))
     return issues.finish(records)
+
+
+def video_problem(path: Path) -> str | None:
+    """Why `path` is not a usable video (no stream, no frame, not decodable), or None."""
+    import av
+
+    try:
+        with av.open(str(path)) as container:
+            if not container.streams.video:
+                return f"video file {path} has no video stream"
+            for _ in container.decode(video=0):
+                return None
+            return f"video file {path} has no frames"
+    except Exception as e:  # PyAV raises FFmpegError, but also ValueError/UnicodeError on junk
+        return f"video file {path} cannot be decoded: {e}"
 
 
 def decode_video(path: Path, *, size: int | None = None) -> np.ndarray:
@@ -55,7 +88,7 @@ def decode_video(path: Path, *, size: int | None = None) -> np.ndarray:
             if not container.streams.video:
                 raise DataError(f"video file {path} has no video stream")
             frames = [resize_frame(f.to_ndarray(format="rgb24"), size) for f in container.decode(video=0)]
-    except av.FFmpegError as e:
+    except (av.FFmpegError, ValueError) as e:  # ValueError: e.g. metadata that is not UTF-8
         raise DataError(f"video file {path} cannot be decoded: {e}") from None
     if not frames:
         raise DataError(f"video file {path} has no frames")
@@ -70,8 +103,24 @@ def resize_frame(frame: np.ndarray, size: int | None) -> np.ndarray:
 
 
 def read_frame(path: Path, size: int | None = None) -> np.ndarray:
-    """One image file as RGB uint8, resized to (size, size).  # (H, W, 3)"""
-    bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    """One image file as RGB uint8, resized to (size, size).  # (H, W, 3)
+
+    A JPEG without its end-of-image marker is refused: libjpeg would decode the
+    part that is there (grey below it), print "Premature end of JPEG file" without
+    the file's name, and the run would train on it.
+    """
+    try:
+        data = path.read_bytes()
+    except OSError:
+        data = b""
+    if path.suffix.lower() in (".jpg", ".jpeg") and data and not _jpeg_complete(data):
+        raise DataError(f"frame {path} is truncated (the JPEG ends without its end marker)")
+    bgr = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR) if data else None
     if bgr is None:
         raise DataError(f"frame {path} cannot be read (missing, empty or not an image)")
     return cv2.cvtColor(resize_frame(bgr, size), cv2.COLOR_BGR2RGB)
+
+
+def _jpeg_complete(data: bytes) -> bool:
+    """Starts with SOI and ends with EOI (some writers pad a few bytes after it)."""
+    return data[:2] == b"\xff\xd8" and b"\xff\xd9" in data[-32:]

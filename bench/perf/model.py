@@ -12,6 +12,7 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 
+from bench.cli import positive_int
 from bench.data.labels import NUM_CLASSES
 from bench.losses import build_loss
 from bench.models import build_model
@@ -25,7 +26,7 @@ SHAPES = {"tiny": (8, 64, 8), "xs": (8, 112, 2), "s": (16, 112, 2), "m": (16, 22
 def add_arguments(ap: argparse.ArgumentParser) -> None:
     ap.add_argument("--presets", default="tiny,s", help="comma-separated X3D presets (tiny,xs,s,m)")
     ap.add_argument("--repeats", type=int, default=5, help="timed rounds per variant")
-    ap.add_argument("--threads", type=int, default=None, help="torch threads (default: all cores)")
+    ap.add_argument("--threads", type=positive_int, default=None, help="torch threads (default: all cores)")
     ap.add_argument("--device", default="cpu")
 
 

@@ -13,6 +13,7 @@ import time
 
 import torch
 
+from bench.cli import positive_int
 from bench.config import load_config
 from bench.engine import build_split, model_from_config
 
@@ -24,7 +25,7 @@ def add_arguments(ap: argparse.ArgumentParser) -> None:
     ap.add_argument("--shifts", default="default", help="as python -m robustness --shifts")
     ap.add_argument("--severities", default="1,3,5")
     ap.add_argument("--limit", type=int, help="first N test clips only")
-    ap.add_argument("--threads", type=int, default=None, help="torch threads (default: all cores)")
+    ap.add_argument("--threads", type=positive_int, default=None, help="torch threads (default: all cores)")
 
 
 def run(args: argparse.Namespace) -> int:

@@ -26,11 +26,19 @@ def build_report(run_dir: str | Path) -> str:
     return render_page(load_run(run_dir)).html
 
 
-def write_report(run_dir: str | Path, out: str | Path | None = None) -> tuple[Path, Page]:
-    """Write RUN_DIR/report.html (or `out`) atomically; returns the path and the page."""
-    page = render_page(load_run(run_dir))
+def write_report(run_dir: str | Path, out: str | Path | None = None, *,
+                 data: RunData | None = None) -> tuple[Path, Page]:
+    """Write RUN_DIR/report.html (or `out`) atomically; returns the path and the page.
+
+    `data`: the run as `load_run` read it already (the CLI shows its notes first).
+    """
+    page = render_page(data if data is not None else load_run(run_dir))
     path = Path(out) if out is not None else Path(run_dir) / "report.html"
     tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_bytes(page.html.encode("utf-8"))  # plotly.js is not ASCII: never the locale's codec
-    os.replace(tmp, path)
+    try:
+        tmp.write_bytes(page.html.encode("utf-8"))  # plotly.js is not ASCII: never the locale's codec
+        os.replace(tmp, path)
+    except BaseException:  # an interrupt too: no hidden half-page stays behind
+        tmp.unlink(missing_ok=True)
+        raise
     return path, page

@@ -6,11 +6,13 @@
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 from pathlib import Path
 
 from bench.cli import run_main
-from bench.report import write_report
+from bench.paths import check_output_file
+from bench.report import load_run, write_report
 
 __all__ = ["main"]
 
@@ -27,7 +29,14 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     t0 = time.perf_counter()
-    path, page = write_report(args.run_dir, args.out)
+    data = load_run(args.run_dir)  # refuses a missing folder or one that is not a run folder
+    out = Path(args.out) if args.out else Path(args.run_dir) / "report.html"
+    check_output_file(out, "the report", create_parents=False)
+    if args.screenshot:
+        check_output_file(args.screenshot, "the screenshot", create_parents=False)
+    for note in data.notes:  # the page says it too, but a terminal user may never open it
+        print(f"warning: {note}", file=sys.stderr)
+    path, page = write_report(args.run_dir, out, data=data)
     size = path.stat().st_size / 1e6
     print(f"wrote {path} ({size:.1f} MB, {len(page.drawn)} figures, "
           f"{time.perf_counter() - t0:.1f}s)")

@@ -16,9 +16,12 @@ from typing import Any
 import pandas as pd
 import yaml
 
-from bench.errors import DataError
+from bench.errors import ConfigError, DataError
+from bench.paths import inside
+from bench.runfolder import MARKERS, TRAIN_FILES, is_run_folder, is_train_run
 
-__all__ = ["RunData", "load_run", "COLUMNS", "IMBALANCE_SHIFT", "SOURCE_SHIFTS"]
+__all__ = ["RunData", "load_run", "is_run_folder", "COLUMNS", "IMBALANCE_SHIFT", "SOURCE_SHIFTS",
+           "MARKERS"]
 
 # Required columns of each loaded frame (extra columns are kept).
 COLUMNS: dict[str, tuple[str, ...]] = {
@@ -131,14 +134,24 @@ def _load_study(data: RunData) -> Any:
         return None
 
 
+def _train_manifest(data: RunData) -> pd.DataFrame:
+    """A bench.train run folder as a one-model manifest: the folder is the model's folder."""
+    cfg = _yaml_or_json(data, "config.yaml")
+    cfg = cfg if isinstance(cfg, dict) else {}
+    model = cfg.get("model") if isinstance(cfg.get("model"), dict) else {}
+    hdf = cfg.get("method") == "hdf" or model.get("name") == "hdf"
+    return pd.DataFrame({"name": [data.name], "role": ["hdf" if hdf else "baseline"],
+                         "path": ["."]})
+
+
 def _manifest(data: RunData) -> pd.DataFrame | None:
-    """models.yaml, or the folders under models/ when it is absent."""
+    """models.yaml, or the folders under models/ when it is absent, or a bench.train run."""
     listed = _yaml_or_json(data, "models.yaml")
     if isinstance(listed, list) and listed:
         return _checked(data, "models", pd.DataFrame(listed), "models.yaml")
     folders = sorted(p for p in (data.root / "models").glob("*/") if p.is_dir())
     if not folders:
-        return None
+        return _train_manifest(data) if is_train_run(data.root) else None
     return pd.DataFrame({"name": [p.name for p in folders],
                          "role": ["hdf" if p.name.startswith("hdf") else "baseline" for p in folders],
                          "path": [f"models/{p.name}" for p in folders]})
@@ -148,7 +161,14 @@ def _per_model(data: RunData, kind: str, filename: str) -> pd.DataFrame | None:
     """Concatenate models/<name>/<filename>, adding model and role columns."""
     parts = []
     for row in data.models.itertuples():
-        path = data.root / str(getattr(row, "path", None) or f"models/{row.name}") / filename
+        rel = str(getattr(row, "path", None) or f"models/{row.name}")
+        try:
+            path = inside(data.root, rel, f"models.yaml: {row.name}: path") / filename
+        except ConfigError as e:  # a manifest must not make the page show files from elsewhere
+            note = f"{e}; not shown"
+            if note not in data.notes:  # once, not once per table read from model folders
+                data.notes.append(note)
+            continue
         if not path.is_file():
             continue
         try:
@@ -191,10 +211,15 @@ def _split_results(data: RunData, results: pd.DataFrame) -> None:
 
 
 def load_run(run_dir: str | Path) -> RunData:
-    """All tables of a run folder; raises DataError only when the folder itself is missing."""
+    """All tables of a run folder; raises DataError only when the folder is missing or is
+    not a run folder (`is_run_folder`): anything else wrong is a note, not a failure."""
     root = Path(run_dir)
     if not root.is_dir():
         raise DataError(f"run folder not found: {root}")
+    if not is_run_folder(root):
+        raise DataError(f"{root} is not a run folder: it holds none of {', '.join(MARKERS)}, "
+                        f"models/, robustness/ or a bench.train run's "
+                        f"{' and '.join(TRAIN_FILES)}")
     data = RunData(root=root, name=root.resolve().name)
     data.study_spec = _yaml_or_json(data, "study.yaml")
     data.env = _yaml_or_json(data, "env.json")

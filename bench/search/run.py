@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
+from bench.cli import keeps_stop_signals
 from bench.errors import ConfigError
 from bench.launch.command import check_ray_address
 from bench.search.spaces import DefineByRun, Study
@@ -39,6 +40,7 @@ def phase_path(run_dir: Path, phase: str) -> Path:
     return run_dir / "tune" / phase
 
 
+@keeps_stop_signals
 def init_ray(*, address: str | None, num_cpus: int | None, num_gpus: int | None) -> None:
     import ray
 

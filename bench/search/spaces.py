@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
-from bench.config import Config, deep_merge, list_methods, load_config, read_yaml
+from bench.config import MAX_SEED, Config, deep_merge, list_methods, load_config, read_yaml
 from bench.errors import BenchError, ConfigError
 
 __all__ = ["Param", "Objective", "Searcher", "Scheduler", "Confirm", "Study", "seed_list", "load_study", "study_from_dict",
@@ -272,7 +272,12 @@ def with_base_sets(raw: Mapping[str, Any], items: list[str]) -> dict[str, Any]:
         key, sep, value = item.partition("=")
         if not sep or not key:
             raise ConfigError(f"--set expects KEY=VALUE, got {item!r}")
-        sets[key.strip()] = yaml.safe_load(value)
+        try:
+            sets[key.strip()] = yaml.safe_load(value)
+        except yaml.YAMLError as e:
+            problem = getattr(e, "problem", None) or str(e).splitlines()[0]
+            raise ConfigError(f"--set {key.strip()}: value {value!r} is not valid YAML "
+                              f"({problem})") from None
     base["set"] = sets
     raw["base"] = base
     return raw
@@ -366,6 +371,8 @@ def validate(study: Study) -> Study:
                           f"trials ({study.trials}), got {study.confirm.top}")
     if study.confirm.top and study.confirm.seeds < 1:
         raise ConfigError(f"{src}: confirm.seeds must be >= 1, got {study.confirm.seeds}")
+    if any(not 0 <= s <= MAX_SEED for s in study.seeds):
+        raise ConfigError(f"{src}: seeds must be integers in 0..2**63-1, got {list(study.seeds)}")
     if study.objective.split == "val" and not 0 < study.val_fraction < 1:
         raise ConfigError(f"{src}: val_fraction must be in (0, 1) with objective.split: val")
     if study.objective.split == "test" and not 0 <= study.val_fraction < 1:

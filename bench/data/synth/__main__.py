@@ -10,6 +10,7 @@ from typing import Any, NoReturn, Sequence
 
 import yaml
 
+from bench.cli import run_main
 from bench.data.synth.options import PRESETS
 from bench.data.synth.writer import MARKER, generate
 from bench.errors import BenchError
@@ -24,7 +25,12 @@ def _parse_option(text: str) -> tuple[str, Any]:
     key, sep, value = text.partition("=")
     if not sep or not key:
         raise argparse.ArgumentTypeError(f"--set expects KEY=VALUE, got '{text}'")
-    return key.strip(), yaml.safe_load(value)
+    try:
+        return key.strip(), yaml.safe_load(value)
+    except yaml.YAMLError as e:  # argparse turns only ArgumentTypeError/ValueError into a line
+        problem = getattr(e, "problem", None) or str(e).splitlines()[0]
+        raise argparse.ArgumentTypeError(f"{key.strip()}: value {value!r} is not valid YAML "
+                                         f"({problem})") from None
 
 
 def _summary(root: Path, seconds: float) -> str:
@@ -63,4 +69,4 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run_main(main)

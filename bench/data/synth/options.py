@@ -16,11 +16,12 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from bench.data.labels import EMOTIONS
+from bench.config import MAX_SEED
 from bench.errors import ConfigError
 from bench.registry import Registry, check_kwargs
 
 __all__ = ["GENERATOR_VERSION", "SynthOptions", "PRESETS", "make_options", "non_default",
-           "parse_class_prior", "DFEW_COUNTS"]
+           "parse_class_prior", "check_seed", "DFEW_COUNTS", "MAX_SEED"]
 
 # Bump whenever the same options + seed would give different bytes.
 GENERATOR_VERSION = 3
@@ -64,6 +65,14 @@ class SynthOptions:
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
         return {k: list(v) if isinstance(v, tuple) else v for k, v in d.items()}
+
+
+def check_seed(seed: Any, what: str = "seed") -> int:
+    """`seed` as an int in 0..MAX_SEED, or one ConfigError line naming `what`."""
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) \
+            or not 0 <= int(seed) <= MAX_SEED:
+        raise ConfigError(f"{what} must be an integer in 0..2**63-1, got {seed!r}")
+    return int(seed)
 
 
 PRESETS: Registry[Callable[[], SynthOptions]] = Registry("synthetic preset")
@@ -142,11 +151,41 @@ def _check(opts: SynthOptions) -> None:
     parse_class_prior(opts.class_prior)
 
 
+def _is_number(v: Any) -> bool:
+    return isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool) \
+        and bool(np.isfinite(v))
+
+
+def _checked_type(name: str, value: Any, default: Any) -> Any:
+    """`value` in the shape of the option's default (int, number, pair), else one line.
+
+    Ranges are `_check`'s job; this only keeps a string or a list where a
+    number belongs from reaching the comparisons as a TypeError.
+    """
+    shown = value
+    if isinstance(value, list):
+        value = tuple(value)
+    if name == "class_prior":
+        if not (isinstance(value, str) or (isinstance(value, tuple) and all(map(_is_number, value)))):
+            _bad_prior(value)
+        return value
+    if isinstance(default, tuple):
+        if not (isinstance(value, tuple) and len(value) == len(default) and all(map(_is_number, value))):
+            raise ConfigError(f"synthetic option {name}={shown!r} must be {len(default)} numbers")
+        return value
+    if isinstance(default, int) and not (isinstance(value, (int, np.integer))
+                                         and not isinstance(value, bool)):
+        raise ConfigError(f"synthetic option {name}={shown!r} must be an integer")
+    if isinstance(default, float) and not _is_number(value):
+        raise ConfigError(f"synthetic option {name}={shown!r} must be a finite number")
+    return value
+
+
 def make_options(preset: str = "default", **overrides: Any) -> SynthOptions:
     """Preset options with keyword overrides, validated (ConfigError on a bad key or value)."""
     base = PRESETS.get(preset)()
     check_kwargs(SynthOptions, overrides, "synthetic data set")
-    fixed = {k: tuple(v) if isinstance(v, list) else v for k, v in overrides.items()}
+    fixed = {k: _checked_type(k, v, getattr(base, k)) for k, v in overrides.items()}
     opts = dataclasses.replace(base, **fixed)
     _check(opts)
     return opts

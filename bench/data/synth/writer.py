@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import logging
 import multiprocessing as mp
 import os
 import shutil
@@ -26,14 +27,20 @@ import pandas as pd
 
 from bench.data.labels import EMOTIONS
 from bench.data.synth.dataset import clip_rng, sample_table
-from bench.data.synth.options import GENERATOR_VERSION, SynthOptions, make_options, non_default
+from bench.data.synth.options import (
+    GENERATOR_VERSION, SynthOptions, check_seed, make_options, non_default,
+)
 from bench.data.synth.render import render_clip
 from bench.data.synth.sources import encode_jpeg
 from bench.errors import DataError
+from bench.paths import check_output_folder
 
 __all__ = ["generate", "ensure_synthetic", "cache_root", "MARKER"]
 
+log = logging.getLogger(__name__)
+
 MARKER = "synth.json"
+SEED_WHAT = "synthetic data seed"
 CLIP_DIR = Path("Clip") / "clip_224x224"
 SPLIT_DIR = Path("EmoLabel_DataSplit")
 # metadata.csv leads with these; the remaining parameters follow.
@@ -66,8 +73,28 @@ def _write_frames(clip_root: Path, table: pd.DataFrame, seed: int, workers: int)
     # fork (as torch's DataLoader does): spawn/forkserver would re-import the caller's
     # __main__, which breaks scripts without a main guard. Children touch only numpy/cv2.
     ctx = mp.get_context("fork" if "fork" in mp.get_all_start_methods() else "spawn")
-    with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
+    pool = ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_worker_signals)
+    try:
         return sum(pool.map(_render_chunk, chunks))
+    finally:
+        # On an interrupt, drop the chunks not started and wait for the running ones, so
+        # no worker writes into the folder the caller removes next.
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _worker_signals() -> None:
+    """Render workers leave interrupts to the parent, which stops the pool and cleans up.
+
+    Forked workers inherit the parent's handlers: Ctrl-C (sent to the whole
+    process group) would print a traceback per worker, and SIGTERM would raise
+    where no clean-up waits. Ignore SIGINT; die quietly on SIGTERM/SIGHUP.
+    """
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    for name in ("SIGTERM", "SIGHUP"):
+        if hasattr(signal, name):
+            signal.signal(getattr(signal, name), signal.SIG_DFL)
 
 
 def _write_splits(root: Path, table: pd.DataFrame, num_folds: int) -> None:
@@ -96,19 +123,25 @@ def _check_target(out: Path) -> None:
     if out.is_dir() and any(out.iterdir()) and not (out / MARKER).is_file():
         raise DataError(f"output '{out}' is not empty and is not a synthetic data set "
                         f"(no {MARKER}); choose an empty or new folder")
+    check_output_folder(out.parent, "the synthetic data set")
 
 
 def generate(out: str | Path, *, preset: str = "default", seed: int = 0, workers: int | None = None,
              **options: Any) -> Path:
-    """Write a data set to `out` (replacing an earlier synthetic one there) and return the path."""
+    """Write a data set to `out` (replacing an earlier synthetic one there) and return the path.
+
+    Checks come first (options, seed, target), so a bad call writes nothing; an
+    interrupt or a full disk removes the hidden folder written so far.
+    """
     opts = make_options(preset, **options)
+    seed = check_seed(seed, SEED_WHAT)
     out = Path(out).expanduser().absolute()
     _check_target(out)
     table = sample_table(opts, seed)
     workers = min(2, os.cpu_count() or 1) if workers is None else max(1, int(workers))
-    out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.parent / f".{out.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}"
     try:
+        out.parent.mkdir(parents=True, exist_ok=True)
         tmp.mkdir()
         _write_frames(tmp / CLIP_DIR, table, seed, workers)
         _write_splits(tmp, table, opts.num_folds)
@@ -116,6 +149,10 @@ def generate(out: str | Path, *, preset: str = "default", seed: int = 0, workers
         table[cols].to_csv(tmp / "metadata.csv", index=False)
         (tmp / MARKER).write_text(json.dumps(_record(preset, seed, opts, table), indent=2) + "\n")
         _swap_in(tmp, out)
+    except DataError:
+        raise
+    except OSError as e:  # disk full, read-only file system, permissions
+        raise DataError(f"cannot write the synthetic data set to {out}: {e.strerror or e}") from None
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return out
@@ -149,13 +186,18 @@ def _default_root(preset: str, seed: int, opts: SynthOptions) -> Path:
 @contextlib.contextmanager
 def _locked(path: Path) -> Iterator[None]:
     """Inter-process lock so parallel trials generate a cached data set once."""
-    path.parent.mkdir(parents=True, exist_ok=True)
     try:
-        import fcntl
-    except ImportError:  # pragma: no cover - not POSIX: renaming still keeps it atomic
-        yield
-        return
-    with open(path, "a+") as fh:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fh = open(path, "a+")
+    except OSError as e:
+        raise DataError(f"cannot use the data cache folder {path.parent}: {e.strerror or e} "
+                        f"(set HDF_BENCH_CACHE to a writable folder)") from None
+    with fh:
+        try:
+            import fcntl
+        except ImportError:  # pragma: no cover - not POSIX: renaming still keeps it atomic
+            yield
+            return
         fcntl.flock(fh, fcntl.LOCK_EX)
         try:
             yield
@@ -163,15 +205,50 @@ def _locked(path: Path) -> Iterator[None]:
             fcntl.flock(fh, fcntl.LOCK_UN)
 
 
+def _read_marker(marker: Path) -> dict[str, Any] | None:
+    """The marker's record, or None when it cannot be read as a JSON object."""
+    try:
+        rec = json.loads(marker.read_text(encoding="utf-8"))
+    except (OSError, ValueError):  # ValueError: bad JSON or bytes that are not UTF-8
+        return None
+    return rec if isinstance(rec, dict) else None
+
+
+def _unusable(path: Path) -> str | None:
+    """Why a non-empty folder at `path` is not a complete data set (no or unreadable marker)."""
+    if not path.is_dir() or not any(path.iterdir()):
+        return None
+    marker = path / MARKER
+    if not marker.is_file():
+        return f"it has no {MARKER}"
+    return None if _read_marker(marker) is not None else f"its {MARKER} is unreadable"
+
+
 def ensure_synthetic(*, preset: str = "default", seed: int = 0, root: str | Path | None = None,
                      workers: int | None = None, **options: Any) -> Path:
-    """Root of the synthetic data set for (preset, seed, options), generating it if missing."""
+    """Root of the synthetic data set for (preset, seed, options), generating it if missing.
+
+    A cache entry (no `root`) that is incomplete (no marker) or whose marker is
+    unreadable can only be left over from an interrupted or damaged write: it is
+    rebuilt, with a warning. A folder the user named as `root` is never removed.
+    """
     opts = make_options(preset, **options)
+    seed = check_seed(seed, SEED_WHAT)  # before the lock: a bad seed leaves nothing in the cache
     path = Path(root).expanduser().absolute() if root is not None else _default_root(preset, seed, opts)
+    if root is not None and (problem := _unusable(path)):  # refused before a lock file appears
+        raise DataError(f"data root '{path}' is not a complete synthetic data set ({problem}); "
+                        f"remove it or choose another root")
     with _locked(path.parent / f".{path.name}.lock"):
+        problem = _unusable(path)
+        if problem and root is not None:  # it changed since the check above
+            raise DataError(f"data root '{path}' is not a complete synthetic data set "
+                            f"({problem}); remove it or choose another root")
+        if problem:
+            log.warning("cache entry %s is incomplete or corrupt (%s); rebuilding it", path, problem)
+            shutil.rmtree(path)
         marker = path / MARKER
         if marker.is_file():
-            rec = json.loads(marker.read_text())
+            rec = _read_marker(marker) or {}
             want = (GENERATOR_VERSION, preset, seed, opts.to_dict())
             if (rec.get("version"), rec.get("preset"), rec.get("seed"), rec.get("options")) != want:
                 raise DataError(f"'{marker}' records a different data set (preset, seed, options "
