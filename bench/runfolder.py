@@ -6,6 +6,7 @@
       optuna.journal      the Optuna study (sweeps; optuna-dashboard opens it)
       trials.parquet/.csv one row per trial x epoch x metric (sweeps)
       confirm.csv         the top configurations retrained at fresh seeds (--confirm)
+      effects.csv         an ablation's main effects and interactions with intervals
       models.yaml         the exported models: name, role, method, seed, group, path
       models/<name>/      config.yaml, checkpoint.pt, metrics.csv
       summary.json        verdict first, then what was run and picked
@@ -21,7 +22,8 @@ from typing import Any
 
 from bench.runs import atomic_write_text
 
-__all__ = ["STUDY", "ENV", "JOURNAL", "TRIALS", "TRIALS_CSV", "CONFIRM", "MODELS", "MODELS_DIR",
+__all__ = ["STUDY", "ENV", "JOURNAL", "TRIALS", "TRIALS_CSV", "CONFIRM", "EFFECTS", "MODELS",
+           "MODELS_DIR",
            "SUMMARY", "ROBUSTNESS", "REPORT", "TUNE", "write_summary", "read_summary",
            "MARKERS", "TRAIN_FILES", "is_run_folder", "is_train_run"]
 
@@ -31,6 +33,7 @@ JOURNAL = "optuna.journal"
 TRIALS = "trials.parquet"
 TRIALS_CSV = "trials.csv"
 CONFIRM = "confirm.csv"
+EFFECTS = "effects.csv"
 MODELS = "models.yaml"
 MODELS_DIR = "models"
 SUMMARY = "summary.json"

@@ -12,7 +12,7 @@ import argparse
 import shutil
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 import pandas as pd
 import yaml
@@ -21,7 +21,8 @@ from bench.errors import ConfigError
 from bench.runfolder import ENV, STUDY, TUNE
 from bench.runs import atomic_write_text, environment
 
-__all__ = ["new_run_folder", "guarded", "strip_options", "slurm_dests", "hand_off"]
+__all__ = ["new_run_folder", "guarded", "strip_options", "slurm_dests", "hand_off",
+           "fixed_run_arguments", "run_fixed"]
 
 
 def new_run_folder(run_dir: Path, raw_study: dict[str, Any]) -> None:
@@ -103,3 +104,78 @@ def hand_off(parser: argparse.ArgumentParser, args: argparse.Namespace, argv: li
     print(f"submitted SLURM job {job.job_id}: {run_dir}\n"
           f"logs: {job.paths.stdout} (and .err); follow with `squeue -j {job.job_id}`", flush=True)
     return 0
+
+
+def fixed_run_arguments(ap: argparse.ArgumentParser, *, what: str, default: str) -> None:
+    """The options every command that trains a fixed list of runs shares (compare, ablate)."""
+    from bench.cli import non_negative_int, positive_int
+    from bench.launch.slurm import add_arguments as slurm_arguments
+
+    src = ap.add_mutually_exclusive_group()
+    src.add_argument("--study", help=f"{what} file (default: {default})")
+    src.add_argument("--resume", metavar="RUN_DIR", help=f"finish an interrupted {what}")
+    ap.add_argument("--seeds", help="training seeds, e.g. 0,1,2")
+    ap.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                    help="override a base config key of every run (repeatable)")
+    ap.add_argument("--concurrency", type=positive_int, help="runs at a time (overrides the file)")
+    ap.add_argument("--out", default="runs", help="parent folder of run folders (default: runs)")
+    ap.add_argument("--name", help="run folder name (default: <kind>-<timestamp>)")
+    ap.add_argument("--address", help="join a running Ray cluster (host:port)")
+    ap.add_argument("--cpus", type=positive_int, help="CPUs of the local Ray instance (default: all)")
+    ap.add_argument("--gpus", type=non_negative_int,
+                    help="GPUs of the local Ray instance (default: all)")
+    ap.add_argument("--no-robustness", action="store_true", help="skip the robustness suite")
+    ap.add_argument("--no-report", action="store_true", help="skip the HTML report")
+    ap.add_argument("--launcher", choices=["local", "slurm"], default="local",
+                    help="slurm: submit this whole command as one SLURM job (submitit)")
+    slurm_arguments(ap)
+
+
+def run_fixed(parser: argparse.ArgumentParser, args: argparse.Namespace, argv: list[str], *,
+              raw: dict[str, Any], study, run_dir: Path, train: Callable[[], dict[str, Any]],
+              target: str, log: Callable[[str], None],
+              after: Callable[[Path], list[str]] | None = None) -> tuple[int, dict[str, Any]]:
+    """The shell of a fixed-list command: hand-off or folder, train (guarded), finish.
+
+    `train()` runs the phase and returns the summary; `after(run_dir)` runs once the
+    suite has (e.g. an ablation's effects) and returns lines to print.
+    """
+    from bench.engine import build_split
+    from bench.finish import finish_run
+    from bench.launch.command import check_cluster_address
+    from bench.runfolder import write_summary
+    from bench.search.run import SweepInterrupted, check_resources, init_ray
+
+    if args.launcher == "local":
+        check_cluster_address(args.address)  # in seconds, before a run folder or data exist
+    if args.launcher == "slurm":
+        if not args.resume and run_dir.exists():
+            raise ConfigError(f"run folder {run_dir} exists already; choose another --name")
+        return hand_off(parser, args, argv, run_dir, target,
+                        resume_flags=("--no-robustness", "--no-report")), {}
+    if not args.resume:
+        new_run_folder(run_dir, raw)
+    try:
+        with guarded(run_dir, resumed=bool(args.resume)):
+            build_split(study.base_config(), "train")  # generate/check the data once
+            init_ray(address=args.address, num_cpus=args.cpus, num_gpus=args.gpus)
+            check_resources(study)
+            summary = train()
+            write_summary(run_dir, summary)
+    except SweepInterrupted as e:
+        log(str(e))
+        return 3, {}
+    print(f"{summary['kind']}: {len(summary['models'])} models in {summary['duration_s']:.0f}s\n"
+          f"run folder:   {run_dir}\nmodels:       {', '.join(summary['models'])}", flush=True)
+    verdict = finish_run(run_dir, robustness=not args.no_robustness, report=False, log=log)
+    lines = after(run_dir) if after is not None and not args.no_robustness else []
+    if not args.no_report:
+        from bench.report import write_report
+
+        path, _ = write_report(run_dir)
+        print(f"report:       {path}", flush=True)
+    for line in lines:
+        print(line, flush=True)
+    if verdict:
+        print("verdict:\n" + "\n".join(f"  {s}" for s in verdict), flush=True)
+    return 0, summary

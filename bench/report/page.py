@@ -41,8 +41,10 @@ _ABSENT = {
     "sweep": "No sweep tables (optuna.journal, trials.parquet) in this run folder.",
     "models": "No models (models.yaml or models/<name>/) in this run folder.",
     "robustness": "No robustness/ folder: run `python -m robustness --run RUN_DIR` to add it.",
+    "attribution": "No ablation in this run folder (python -m bench.ablate makes one).",
 }
-_TITLES = {"sweep": "Sweep", "models": "Models", "robustness": "Robustness"}
+_TITLES = {"sweep": "Sweep", "attribution": "Attribution", "models": "Models",
+           "robustness": "Robustness"}
 
 
 @dataclass
@@ -164,6 +166,7 @@ def _header(data: RunData) -> str:
 
 def _section_present(data: RunData, section: str) -> bool:
     return {"sweep": data.study is not None or data.trials is not None,
+            "attribution": data.effects is not None,
             "models": data.models is not None,
             "robustness": data.has_robustness}[section]
 
@@ -186,9 +189,21 @@ def _confirm_table(data: RunData) -> str:
             + html_table(wide, ("mean",)))
 
 
+def _effects_table(data: RunData) -> str:
+    e = data.effects.copy()
+    for c in ("estimate", "ci_low", "ci_high"):
+        e[c] = e[c] * 100
+    cols = [c for c in ("metric", "effect", "kind", "estimate", "ci_low", "ci_high",
+                        "training_seeds", "note") if c in e.columns]
+    return ("<h3>Effects (points; 95 % interval over training seeds x test clips)</h3>"
+            + html_table(e[cols]))
+
+
 def _tables(data: RunData, section: str) -> str:
     if section == "sweep" and data.confirm is not None:
         return _confirm_table(data)
+    if section == "attribution" and data.effects is not None:
+        return _effects_table(data)
     if section == "models" and data.metrics is not None:
         try:
             board = leaderboard(data.metrics)

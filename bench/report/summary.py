@@ -213,6 +213,8 @@ def robustness_findings(data: RunData, metric: str = "war") -> list[str]:
         if "training_seeds" not in g.columns:
             g = g.assign(training_seeds=1)
         g = g[g["scope"].isin(["clean", "corrupted", "all"])]
+        if (g["training_seeds"] > 1).any():  # the per-seed rows are in gain.csv and the figure
+            g = g[g["training_seeds"] > 1]
         keys = ["training_seeds", "model", "baseline", "metric"]
         for (n, model, base, metric), rows in g.sort_values("training_seeds", ascending=False,
                                                             kind="stable").groupby(keys, sort=False):

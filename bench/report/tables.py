@@ -35,6 +35,7 @@ COLUMNS: dict[str, tuple[str, ...]] = {
     "imbalance": ("model", "role", "ratio", "group", "value"),
     "sources": ("model", "role", "split", "metric", "value"),
     "confirm": ("trial", "seed", "metric", "value"),
+    "effects": ("effect", "kind", "metric", "estimate", "ci_low", "ci_high"),
 }
 # Rows of results.parquet that are not style/temporal shifts (see _split_results).
 IMBALANCE_SHIFT = "imbalance"
@@ -62,6 +63,7 @@ class RunData:
     imbalance: pd.DataFrame | None = None
     sources: pd.DataFrame | None = None
     confirm: pd.DataFrame | None = None      # confirm.csv: top configurations at fresh seeds
+    effects: pd.DataFrame | None = None      # effects.csv: an ablation's effects
     verdicts: list[dict[str, Any]] | None = None  # robustness/verdict.json
     has_robustness: bool = False
     notes: list[str] = field(default_factory=list)
@@ -227,6 +229,7 @@ def load_run(run_dir: str | Path) -> RunData:
     data.study = _load_study(data)
     data.trials = _table(data, "trials", "trials.parquet", "trials.csv")
     data.confirm = _table(data, "confirm", "confirm.csv")
+    data.effects = _table(data, "effects", "effects.csv")
     data.models = _manifest(data)
     if data.models is not None:
         data.metrics = _per_model(data, "metrics", "metrics.csv")

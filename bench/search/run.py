@@ -21,7 +21,8 @@ from bench.cli import keeps_stop_signals
 from bench.errors import ConfigError
 from bench.launch.command import check_ray_address
 from bench.search.spaces import DefineByRun, Study
-from bench.search.trainable import METHOD_KEY, RUN_KEY, SEED_KEY, TRIAL_KEY, run_trial
+from bench.search.trainable import (CELL_KEY, METHOD_KEY, RUN_KEY, SEED_KEY, TRIAL_KEY,
+                                   run_trial)
 
 __all__ = ["init_ray", "run_phase", "SweepInterrupted", "widen", "check_resources", "records",
            "baseline_runs", "TrialRecord", "JOURNAL", "RUNGS", "phase_path",
@@ -91,6 +92,8 @@ class _Progress:
 
         def label(trial) -> str:
             run = trial.config.get(RUN_KEY) or {}
+            if CELL_KEY in run:
+                return f"{run[CELL_KEY]} (seed {run.get(SEED_KEY, 0)})"
             if METHOD_KEY in run:
                 return f"{run[METHOD_KEY]} (seed {run.get(SEED_KEY, 0)})"
             if TRIAL_KEY in run:

@@ -30,9 +30,9 @@ from bench.search.results import final_scores, pick_best, trials_table
 from bench.search.run import baseline_runs, records, run_phase, widen
 from bench.search.sensitivity import parameter_effects, sensitivity_sentence
 from bench.search.spaces import Study
-from bench.search.trainable import METHOD_KEY, RUN_KEY, SEED_KEY, searched
+from bench.search.trainable import CELL_KEY, METHOD_KEY, RUN_KEY, SEED_KEY, SET_KEY, searched
 
-__all__ = ["run_sweep", "run_comparison", "study_key", "CANDIDATE_GROUP"]
+__all__ = ["run_sweep", "run_comparison", "run_ablation", "study_key", "CANDIDATE_GROUP"]
 
 Log = Callable[[str], None]
 CANDIDATE_GROUP = "hdf-best"  # the sweep's crowned configuration, at every seed
@@ -163,6 +163,40 @@ def run_comparison(study: Study, run_dir: Path, methods: list[str], *, log: Log
     return {"study": study.name, "space": study.source, "study_key": study_key(study, methods),
             "kind": "compare", "methods": methods, "candidate": methods[0], "seeds": seeds,
             "epochs": study.epochs, "models": [m["name"] for m in models],
+            "duration_s": round(time.perf_counter() - t0, 1)}
+
+
+def run_ablation(study: Study, run_dir: Path, factors: list[str],
+                 factor_sets: dict[str, dict[str, Any]], *, log: Log) -> dict[str, Any]:
+    """Every cell of the factorial at every seed; the all-on cell is the candidate."""
+    from bench.search.ablation import BASE_METHOD, cell_overrides, cells
+
+    t0 = time.perf_counter()
+    seeds = list(study.seeds)
+    grid = cells(factors)
+    runs = [{METHOD_KEY: BASE_METHOD, SEED_KEY: s, CELL_KEY: c.name,
+             SET_KEY: cell_overrides(c, factor_sets)} for c in grid for s in seeds]
+    log(f"ablate: {len(grid)} cells of {', '.join(factors)} x seeds "
+        f"{', '.join(map(str, seeds))} ({len(runs)} runs, {study.epochs} epochs, "
+        f"{study.concurrency} at a time)")
+    full = grid[-1].name
+    models = []
+    for rec in records(run_phase(widen(study, len(runs)), run_dir, "ablate", log=log, runs=runs)):
+        spec = rec.config[RUN_KEY]
+        cell, seed = spec[CELL_KEY], int(spec[SEED_KEY])
+        name = model_name(cell, seed, seeds[0])
+        if rec.error:
+            log(f"  {name} failed: {rec.error}")
+            continue
+        models.append(export_model(run_dir, rec, name=name,
+                                   role="hdf" if cell == full else "baseline",
+                                   method=cell, seed=seed, group=cell))
+    write_manifest(run_dir, models)
+    return {"study": study.name, "space": study.source,
+            "study_key": study_key(study, [c.name for c in grid]), "kind": "ablate",
+            "factors": factors, "factor_sets": factor_sets, "cells": [c.name for c in grid],
+            "candidate": full, "seeds": seeds, "epochs": study.epochs,
+            "models": [m["name"] for m in models],
             "duration_s": round(time.perf_counter() - t0, 1)}
 
 

@@ -22,7 +22,7 @@ from bench.errors import TrainingDiverged
 from bench.search.spaces import Study, decode_params, trial_config
 
 __all__ = ["run_trial", "trial_epochs", "STATE_FILE", "config_of_trial", "RUN_KEY", "METHOD_KEY",
-           "SEED_KEY", "TRIAL_KEY", "searched"]
+           "SEED_KEY", "TRIAL_KEY", "CELL_KEY", "SET_KEY", "searched"]
 
 STATE_FILE = "state.pt"
 # Keys of a Tune config that are not searched parameters. Runs of a fixed list (baselines,
@@ -31,6 +31,8 @@ RUN_KEY = "__run"
 METHOD_KEY = "__method"
 SEED_KEY = "__seed"
 TRIAL_KEY = "__trial"  # the sweep trial whose configuration a confirming run retrains
+CELL_KEY = "__cell"    # an ablation cell's name ("dam+sam")
+SET_KEY = "__set"      # dotted config overrides of a fixed run (an ablation cell's factors)
 
 
 def searched(tune_config: Mapping[str, Any]) -> dict[str, Any]:
@@ -41,7 +43,7 @@ def searched(tune_config: Mapping[str, Any]) -> dict[str, Any]:
 def config_of_trial(study: Study, tune_config: Mapping[str, Any]):
     """The Config a trial trains: searched values, or a baseline's method and seed."""
     tune_config = tune_config.get(RUN_KEY, tune_config)
-    values = decode_params(study, searched(tune_config))
+    values = {**decode_params(study, searched(tune_config)), **(tune_config.get(SET_KEY) or {})}
     return trial_config(study, values, method=tune_config.get(METHOD_KEY),
                         seed=tune_config.get(SEED_KEY, study.seeds[0]))
 

@@ -13,6 +13,7 @@ from typing import Callable
 import plotly.graph_objects as go
 
 from bench.registry import Registry
+from bench.report.figures import attribution as _attr
 from bench.report.figures import models as _models
 from bench.report.figures import robustness as _rob
 from bench.report.figures import sweep as _sweep
@@ -22,7 +23,7 @@ from bench.report.tables import RunData
 __all__ = ["FIGURES", "FigureSpec", "NotApplicable", "SECTIONS", "primary_metric", "in_order",
            "objective_metrics"]
 
-SECTIONS = ("sweep", "models", "robustness")
+SECTIONS = ("sweep", "attribution", "models", "robustness")
 
 
 @dataclass(frozen=True)
@@ -113,3 +114,20 @@ _add("robustness.gain", "robustness", ("gain",), lambda d: _rob.gain_bars(d.gain
 _add("robustness.imbalance", "robustness", ("imbalance",),
      lambda d: _rob.imbalance_curves(d.imbalance))
 _add("robustness.sources", "robustness", ("sources",), lambda d: _rob.source_bars(d.sources))
+_add("attribution.effects", "attribution", ("effects",), lambda d: _attr.effect_bars(d.effects))
+_add("attribution.cells", "attribution", ("effects", "results", "models"),
+     lambda d: _attr.cell_scores(cell_table(d)))
+
+
+def cell_table(data: RunData):
+    """Each ablation cell's clean test WAR per training seed (from the suite's clean rows)."""
+    import pandas as pd
+
+    res = data.results
+    clean = res[(res["shift"] == "clean") & (res["metric"] == "war")]
+    m = data.models.set_index("name")
+    group = m["group"] if "group" in m.columns else pd.Series(m.index, index=m.index)
+    seed = m["seed"] if "seed" in m.columns else pd.Series(0, index=m.index)
+    rows = clean[clean["model"].isin(m.index)]
+    return pd.DataFrame({"model": rows["model"], "cell": rows["model"].map(group),
+                         "seed": rows["model"].map(seed), "value": rows["value"]})
