@@ -21,23 +21,18 @@ import sys
 from pathlib import Path
 
 from bench.cli import run_main
+from bench.launch.session import log_line as _log
 
 __all__ = ["main", "build_parser", "DEFAULT_STUDY", "write_effects"]
 
 DEFAULT_STUDY = Path(__file__).resolve().parent.parent / "search_spaces" / "ablate.yaml"
 
 
-def _log(msg: str) -> None:
-    print(msg, file=sys.stderr, flush=True)
-
-
 def build_parser() -> argparse.ArgumentParser:
-    from bench.launch.session import fixed_run_arguments
+    from bench.launch.session import fixed_parser
 
-    ap = argparse.ArgumentParser(prog="python -m bench.ablate", description=__doc__.split("\n")[0])
-    ap.add_argument("--factors", help="comma list of dam, dsm, sam (default: the file's)")
-    fixed_run_arguments(ap, what="ablation", default="search_spaces/ablate.yaml")
-    return ap
+    return fixed_parser("python -m bench.ablate", __doc__, what="ablation", default="search_spaces/ablate.yaml",
+                        choose=("--factors", "comma list of dam, dsm, sam (default: the file's)"))
 
 
 def write_effects(run_dir: Path, factors: list[str]) -> list[str]:

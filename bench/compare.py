@@ -20,6 +20,7 @@ import sys
 from pathlib import Path
 
 from bench.cli import run_main
+from bench.launch.session import log_line as _log
 from bench.config import read_yaml
 from bench.errors import ConfigError
 from bench.runfolder import STUDY
@@ -30,17 +31,11 @@ __all__ = ["main", "build_parser", "DEFAULT_STUDY", "load_fixed"]
 DEFAULT_STUDY = Path(__file__).resolve().parent.parent / "search_spaces" / "compare.yaml"
 
 
-def _log(msg: str) -> None:
-    print(msg, file=sys.stderr, flush=True)
-
-
 def build_parser() -> argparse.ArgumentParser:
-    from bench.launch.session import fixed_run_arguments
+    from bench.launch.session import fixed_parser
 
-    ap = argparse.ArgumentParser(prog="python -m bench.compare", description=__doc__.split("\n")[0])
-    ap.add_argument("--methods", help="comma list, the candidate first, e.g. hdf,x3d_ce")
-    fixed_run_arguments(ap, what="comparison", default="search_spaces/compare.yaml")
-    return ap
+    return fixed_parser("python -m bench.compare", __doc__, what="comparison", default="search_spaces/compare.yaml",
+                        choose=("--methods", "comma list, the candidate first, e.g. hdf,x3d_ce"))
 
 
 def load_fixed(args: argparse.Namespace, default: Path, kind: str, what: str):

@@ -18,17 +18,15 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from bench.cli import non_negative_int, positive_int, run_main
+from bench.cli import run_main
 from bench.config import read_yaml
 from bench.errors import ConfigError
+from bench.launch.session import log_line as _log
+from bench.launch.session import run_arguments
 from bench.runfolder import JOURNAL, STUDY, TRIALS, write_summary
 from bench.search.spaces import with_base_sets
 
 __all__ = ["main", "build_parser"]
-
-
-def _log(msg: str) -> None:
-    print(msg, file=sys.stderr, flush=True)
 
 
 def _apply_cli(raw: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]:
@@ -61,8 +59,6 @@ def build_parser() -> argparse.ArgumentParser:
     src = ap.add_mutually_exclusive_group(required=True)
     src.add_argument("--space", help="study YAML (see search_spaces/)")
     src.add_argument("--resume", metavar="RUN_DIR", help="finish an interrupted sweep")
-    ap.add_argument("--out", default="runs", help="parent folder of run folders (default: runs)")
-    ap.add_argument("--name", help="run folder name (default: <space>-<timestamp>)")
     ap.add_argument("--trials", type=int, help="number of trials (overrides the study)")
     ap.add_argument("--concurrency", type=int, help="trials at a time (overrides the study)")
     ap.add_argument("--cpus-per-trial", type=float)
@@ -73,20 +69,7 @@ def build_parser() -> argparse.ArgumentParser:
                            "mean (overrides the study's confirm.top)")
     conf.add_argument("--no-confirm", action="store_true",
                       help="crown the best single trial, even if the study confirms")
-    ap.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                    help="override a base config key, e.g. --set train.epochs=2 (repeatable)")
-    ap.add_argument("--address", help="join a running Ray cluster (host:port) instead of "
-                                      "starting one")
-    ap.add_argument("--cpus", type=positive_int, help="CPUs of the local Ray instance (default: all)")
-    ap.add_argument("--gpus", type=non_negative_int,
-                    help="GPUs of the local Ray instance (default: all)")
-    ap.add_argument("--no-robustness", action="store_true", help="skip the robustness suite")
-    ap.add_argument("--no-report", action="store_true", help="skip the HTML report")
-    ap.add_argument("--launcher", choices=["local", "slurm"], default="local",
-                    help="slurm: submit this whole command as one SLURM job (submitit)")
-    from bench.launch.slurm import add_arguments as slurm_arguments
-
-    slurm_arguments(ap)
+    run_arguments(ap)
     return ap
 
 
@@ -156,6 +139,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _print_summary(s: dict[str, Any], run_dir: Path) -> None:
+    from bench.search.confirm import confirm_sentence
+
     counts = ", ".join(f"{v} {k}" for k, v in sorted(s["status_counts"].items()))
     lines = [f"sweep {s['study']}: {s['trials']} trials ({counts}) in {s['duration_s']:.0f}s"]
     if s["best_trial"]:
@@ -163,12 +148,8 @@ def _print_summary(s: dict[str, Any], run_dir: Path) -> None:
                            for k, v in s["best_params"].items())
         scores = ", ".join(f"{k} {v:.3f}" for k, v in s["best_scores"].items())
         lines.append(f"best {s['best_trial']} ({s['picked_by']}): {scores}\n  {params}")
-    c = s.get("confirm") or {}
-    if c.get("runner_up"):
-        lines.append(f"confirmed over seeds {', '.join(map(str, c['seeds']))}: "
-                     f"{c['winner']} {c['metric']} {c['winner_mean']:.3f} vs {c['runner_up']} "
-                     f"{c['runner_up_mean']:.3f} (margin {c['margin'] * 100:+.1f} points, "
-                     f"seed std {c['seed_std'] * 100:.1f})")
+    if confirm_sentence(s.get("confirm") or {}):
+        lines.append(confirm_sentence(s["confirm"]))
     if s.get("sensitivity"):
         lines.append(s["sensitivity"])
     lines += [f"run folder:   {run_dir}",

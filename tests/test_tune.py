@@ -16,7 +16,10 @@ from bench.search.run import TrialRecord, trial_name
 from bench.search.spaces import DefineByRun, decode_params, load_study, study_from_dict, trial_config
 
 ROOT = Path(__file__).resolve().parents[1]
-SPACES = sorted(p for p in (ROOT / "search_spaces").glob("*.yaml") if p.stem != "compare")
+# Study files (a sweep's `params`); comparison and ablation files are tested with their loaders.
+SPACES = sorted(p for p in (ROOT / "search_spaces").glob("*.yaml")
+                if "params" in yaml.safe_load(p.read_text()))
+FIXED = sorted(p for p in (ROOT / "search_spaces").glob("*.yaml") if p not in SPACES)
 
 
 def smoke_raw() -> dict:
@@ -34,6 +37,16 @@ def test_shipped_spaces_validate_and_sample(path: Path) -> None:
         DefineByRun(study.params)(t)
         cfg = trial_config(study, decode_params(study, t.params))
         assert cfg.method == study.method
+
+
+@pytest.mark.parametrize("path", FIXED, ids=[p.stem for p in FIXED])
+def test_shipped_comparison_and_ablation_files_validate(path: Path) -> None:
+    from bench.search.comparison import ablation_from_dict, comparison_from_dict
+
+    raw = yaml.safe_load(path.read_text())
+    load = ablation_from_dict if "factors" in raw else comparison_from_dict
+    study = load(raw, name=path.stem, source=str(path))[0]
+    assert study.trials >= 2 and len(study.seeds) >= 2
 
 
 @pytest.mark.parametrize("edit, message", [

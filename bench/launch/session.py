@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import shutil
+import sys
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Callable, Iterator
@@ -22,7 +23,7 @@ from bench.runfolder import ENV, STUDY, TUNE
 from bench.runs import atomic_write_text, environment
 
 __all__ = ["new_run_folder", "guarded", "strip_options", "slurm_dests", "hand_off",
-           "fixed_run_arguments", "run_fixed"]
+           "run_arguments", "fixed_parser", "run_fixed", "log_line"]
 
 
 def new_run_folder(run_dir: Path, raw_study: dict[str, Any]) -> None:
@@ -106,21 +107,17 @@ def hand_off(parser: argparse.ArgumentParser, args: argparse.Namespace, argv: li
     return 0
 
 
-def fixed_run_arguments(ap: argparse.ArgumentParser, *, what: str, default: str) -> None:
-    """The options every command that trains a fixed list of runs shares (compare, ablate)."""
+def run_arguments(ap: argparse.ArgumentParser) -> None:
+    """Where a run goes and what follows it: every training command shares these."""
     from bench.cli import non_negative_int, positive_int
     from bench.launch.slurm import add_arguments as slurm_arguments
 
-    src = ap.add_mutually_exclusive_group()
-    src.add_argument("--study", help=f"{what} file (default: {default})")
-    src.add_argument("--resume", metavar="RUN_DIR", help=f"finish an interrupted {what}")
-    ap.add_argument("--seeds", help="training seeds, e.g. 0,1,2")
-    ap.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                    help="override a base config key of every run (repeatable)")
-    ap.add_argument("--concurrency", type=positive_int, help="runs at a time (overrides the file)")
     ap.add_argument("--out", default="runs", help="parent folder of run folders (default: runs)")
     ap.add_argument("--name", help="run folder name (default: <kind>-<timestamp>)")
-    ap.add_argument("--address", help="join a running Ray cluster (host:port)")
+    ap.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                    help="override a base config key, e.g. --set train.epochs=2 (repeatable)")
+    ap.add_argument("--address", help="join a running Ray cluster (host:port) instead of "
+                                      "starting one")
     ap.add_argument("--cpus", type=positive_int, help="CPUs of the local Ray instance (default: all)")
     ap.add_argument("--gpus", type=non_negative_int,
                     help="GPUs of the local Ray instance (default: all)")
@@ -129,6 +126,30 @@ def fixed_run_arguments(ap: argparse.ArgumentParser, *, what: str, default: str)
     ap.add_argument("--launcher", choices=["local", "slurm"], default="local",
                     help="slurm: submit this whole command as one SLURM job (submitit)")
     slurm_arguments(ap)
+
+
+def fixed_parser(prog: str, doc: str, *, what: str, default: str,
+                 choose: tuple[str, str]) -> argparse.ArgumentParser:
+    """The parser of a command that trains a fixed list of runs (compare, ablate).
+
+    `choose`: (flag, help) of what the command varies (--methods, --factors).
+    """
+    from bench.cli import positive_int
+
+    ap = argparse.ArgumentParser(prog=prog, description=doc.split("\n")[0])
+    ap.add_argument(choose[0], help=choose[1])
+    src = ap.add_mutually_exclusive_group()
+    src.add_argument("--study", help=f"{what} file (default: {default})")
+    src.add_argument("--resume", metavar="RUN_DIR", help=f"finish an interrupted {what}")
+    ap.add_argument("--seeds", help="training seeds, e.g. 0,1,2")
+    ap.add_argument("--concurrency", type=positive_int, help="runs at a time (overrides the file)")
+    run_arguments(ap)
+    return ap
+
+
+def log_line(msg: str) -> None:
+    """Progress for a person: stderr, so stdout keeps the results."""
+    print(msg, file=sys.stderr, flush=True)
 
 
 def run_fixed(parser: argparse.ArgumentParser, args: argparse.Namespace, argv: list[str], *,

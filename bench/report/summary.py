@@ -47,12 +47,10 @@ def sweep_findings(trials: pd.DataFrame | None, study: Any = None,
         front = summary.get("pareto_front") or []
         if len(front) > 1:
             out.append(f"{len(front)} trials on the Pareto front: {', '.join(front)}.")
-        c = summary.get("confirm") or {}
-        if c.get("runner_up"):
-            out.append(f"Confirmed at fresh seeds {', '.join(map(str, c['seeds']))}: {c['winner']} "
-                       f"won with mean {c['metric']} {c['winner_mean']:.3f} against "
-                       f"{c['runner_up_mean']:.3f} for {c['runner_up']} (margin "
-                       f"{_pts(c['margin'])}; seed std {c['seed_std'] * 100:.1f} points).")
+        from bench.search.confirm import confirm_sentence
+
+        if confirm_sentence(summary.get("confirm") or {}):
+            out.append(confirm_sentence(summary["confirm"]))
     elif study is not None:
         from bench.report.figures.sweep import objective_names
 

@@ -23,7 +23,8 @@ from bench.search.results import final_scores
 from bench.search.spaces import Study, decode_params
 from bench.search.trainable import RUN_KEY, SEED_KEY, TRIAL_KEY
 
-__all__ = ["top_trials", "confirm_runs", "confirm_table", "confirm_pick", "pooled_std"]
+__all__ = ["top_trials", "confirm_runs", "confirm_table", "confirm_pick", "pooled_std",
+           "confirm_sentence"]
 
 
 def top_trials(study: Study, table: pd.DataFrame, k: int) -> list[str]:
@@ -86,3 +87,13 @@ def confirm_pick(study: Study, table: pd.DataFrame) -> dict[str, Any]:
         out.update(runner_up=order[1], runner_up_mean=float(means[order[1]]),
                    margin=float(sign * (means[order[0]] - means[order[1]])))
     return out
+
+
+def confirm_sentence(c: dict[str, Any]) -> str:
+    """confirm_pick's result in one sentence ("" without a runner-up)."""
+    if not c.get("runner_up"):
+        return ""
+    return (f"Confirmed at fresh seeds {', '.join(map(str, c['seeds']))}: {c['winner']} won with "
+            f"mean {c['metric']} {c['winner_mean']:.3f} against {c['runner_up_mean']:.3f} for "
+            f"{c['runner_up']} (margin {c['margin'] * 100:+.1f} points; seed std "
+            f"{c['seed_std'] * 100:.1f} points).")

@@ -140,6 +140,25 @@ def run_sweep(study: Study, run_dir: Path, *, log: Log) -> dict[str, Any]:
             "duration_s": round(time.perf_counter() - t0, 1)}
 
 
+def _fixed_runs(study: Study, run_dir: Path, phase: str, runs: list[dict[str, Any]],
+                group_key: str, candidate: str, *, log: Log) -> list[dict[str, Any]]:
+    """Train a fixed list of runs (one per group x seed); export each; the manifest."""
+    first = study.seeds[0]
+    models = []
+    for rec in records(run_phase(widen(study, len(runs)), run_dir, phase, log=log, runs=runs)):
+        spec = rec.config[RUN_KEY]
+        group, seed = spec[group_key], int(spec[SEED_KEY])
+        name = model_name(group, seed, first)
+        if rec.error:
+            log(f"  {name} failed: {rec.error}")
+            continue
+        models.append(export_model(run_dir, rec, name=name,
+                                   role="hdf" if group == candidate else "baseline",
+                                   method=group, seed=seed, group=group))
+    write_manifest(run_dir, models)
+    return models
+
+
 def run_comparison(study: Study, run_dir: Path, methods: list[str], *, log: Log
                    ) -> dict[str, Any]:
     """Every method at every seed of the study (no search); the first method is the candidate."""
@@ -148,18 +167,7 @@ def run_comparison(study: Study, run_dir: Path, methods: list[str], *, log: Log
     runs = [{METHOD_KEY: m, SEED_KEY: s} for m in methods for s in seeds]
     log(f"compare: {', '.join(methods)} x seeds {', '.join(map(str, seeds))} "
         f"({len(runs)} runs, {study.epochs} epochs, {study.concurrency} at a time)")
-    models = []
-    for rec in records(run_phase(widen(study, len(runs)), run_dir, "compare", log=log, runs=runs)):
-        spec = rec.config[RUN_KEY]
-        method, seed = spec[METHOD_KEY], int(spec[SEED_KEY])
-        name = model_name(method, seed, seeds[0])
-        if rec.error:
-            log(f"  {name} failed: {rec.error}")
-            continue
-        models.append(export_model(run_dir, rec, name=name,
-                                   role="hdf" if method == methods[0] else "baseline",
-                                   method=method, seed=seed, group=method))
-    write_manifest(run_dir, models)
+    models = _fixed_runs(study, run_dir, "compare", runs, METHOD_KEY, methods[0], log=log)
     return {"study": study.name, "space": study.source, "study_key": study_key(study, methods),
             "kind": "compare", "methods": methods, "candidate": methods[0], "seeds": seeds,
             "epochs": study.epochs, "models": [m["name"] for m in models],
@@ -179,23 +187,11 @@ def run_ablation(study: Study, run_dir: Path, factors: list[str],
     log(f"ablate: {len(grid)} cells of {', '.join(factors)} x seeds "
         f"{', '.join(map(str, seeds))} ({len(runs)} runs, {study.epochs} epochs, "
         f"{study.concurrency} at a time)")
-    full = grid[-1].name
-    models = []
-    for rec in records(run_phase(widen(study, len(runs)), run_dir, "ablate", log=log, runs=runs)):
-        spec = rec.config[RUN_KEY]
-        cell, seed = spec[CELL_KEY], int(spec[SEED_KEY])
-        name = model_name(cell, seed, seeds[0])
-        if rec.error:
-            log(f"  {name} failed: {rec.error}")
-            continue
-        models.append(export_model(run_dir, rec, name=name,
-                                   role="hdf" if cell == full else "baseline",
-                                   method=cell, seed=seed, group=cell))
-    write_manifest(run_dir, models)
+    models = _fixed_runs(study, run_dir, "ablate", runs, CELL_KEY, grid[-1].name, log=log)
     return {"study": study.name, "space": study.source,
             "study_key": study_key(study, [c.name for c in grid]), "kind": "ablate",
             "factors": factors, "factor_sets": factor_sets, "cells": [c.name for c in grid],
-            "candidate": full, "seeds": seeds, "epochs": study.epochs,
+            "candidate": grid[-1].name, "seeds": seeds, "epochs": study.epochs,
             "models": [m["name"] for m in models],
             "duration_s": round(time.perf_counter() - t0, 1)}
 
