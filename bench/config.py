@@ -62,6 +62,8 @@ class OptimConfig:
     asam: bool = False
     warmup_epochs: float = 0.25  # short: sweep trials last only 2-3 epochs
     grad_clip: float | None = None
+    sam_bn_both_passes: bool = False  # BN statistics move in SAM's second pass too (released HDF)
+    decay_all: bool = False  # weight decay on every parameter, norms and biases included
 
 
 @dataclass
@@ -87,6 +89,7 @@ class TrainConfig:
     kfold: bool = False
     eval_every: int = 1
     val_fraction: float = 0.0  # hold out this share of train (by subject when known) as "val"
+    diag_every: int = 25  # gradient probe: every k-th step of an epoch, its first included; 0: off
 
 
 @dataclass
@@ -215,6 +218,7 @@ def _check_values(cfg: Config, source: str) -> None:
     need(cfg.train.threads is None or cfg.train.threads >= 1,
          f"train.threads must be >= 1 (or null: torch's default), got {cfg.train.threads}")
     need(cfg.train.eval_every >= 1, "train.eval_every must be >= 1")
+    need(cfg.train.diag_every >= 0, f"train.diag_every must be >= 0, got {cfg.train.diag_every}")
     need(0.0 <= cfg.train.val_fraction < 1.0,
          f"train.val_fraction must be in [0, 1), got {cfg.train.val_fraction}")
     need(DEVICE_NAME.fullmatch(cfg.train.device) is not None,

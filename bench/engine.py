@@ -2,9 +2,14 @@
 
 `Trainer.train_epoch()` runs one epoch and returns plain numbers; callers (the
 train CLI, the Tune trainable) decide what to write. The whole state needed to
-resume (model, optimizer, schedule, epoch, DSM's gradient norm) round-trips
-through `state_dict()` as tensors and plain types, so checkpoints load with
-`torch.load(weights_only=True)`.
+resume (model, optimizer, schedule, epoch, DSM's gradient norm and the
+gradient probe's last measurement) round-trips through `state_dict()` as
+tensors and plain types, so checkpoints load with `torch.load(weights_only=True)`.
+
+An epoch's numbers: the loss and its parts averaged over clips (for DSM: ce,
+dsc, ib, lambda_ce, lambda_sc, g and the `figure` weights' effective pairs),
+and each loss term's gradient share and cosine with the first term averaged
+over the probed steps (`train.diag_every`).
 """
 from __future__ import annotations
 
@@ -21,15 +26,17 @@ from torch.utils.data import DataLoader
 from bench.config import DEVICE_NAME, Config
 from bench.data import build_dataset
 from bench.data.labels import EMOTIONS
-from bench.errors import ConfigError, TrainingDiverged
+from bench.errors import ConfigError
 from bench.losses import build_loss
+from bench.losses.term_grads import GradientProbe
 from bench.metrics import confusion_matrix, score
 from bench.models import build_model
-from bench.optim import SAM, bn_running_stats, build_optimizer, build_scheduler
-from bench.registry import check_kwargs
+from bench.optim import build_optimizer, build_scheduler
+from bench.step import Stepper
 
-__all__ = ["Trainer", "EvalResult", "build_split", "model_from_config", "seed_everything",
-           "resolve_device", "predict", "evaluate", "train"]
+__all__ = ["Trainer", "EvalResult", "build_split", "model_from_config", "optimizer_from_config",
+           "stepper_from_config", "seed_everything", "resolve_device", "predict", "evaluate",
+           "train"]
 
 Progress = Callable[[int, int], None]  # (batches done, batches total)
 
@@ -93,23 +100,21 @@ def evaluate(model: torch.nn.Module, loader: DataLoader, device: torch.device,
     return EvalResult(score(y, p, EMOTIONS), confusion_matrix(y, p, len(EMOTIONS)), y, p)
 
 
-def _grad_norm(params: list[torch.Tensor]) -> float:
-    norms = [p.grad.detach().norm(2) for p in params if p.grad is not None]
-    return float(torch.linalg.vector_norm(torch.stack(norms))) if norms else 0.0
-
-
 def check_components(cfg: Config) -> None:
     """Fail on a bad model name or loss option before data is generated or read.
 
-    Both are built after the data (the loss needs its class counts); data set
-    options are already checked by DATASETS.build before its builder runs.
+    Both are built after the data (the loss needs its class counts), so the
+    loss is built once here on placeholder counts to check its option names
+    and values; data set options are already checked by DATASETS.build before
+    its builder runs.
     """
-    from bench.losses import LOSSES
     from bench.models import MODELS
 
     MODELS.get(cfg.model.name)
-    check_kwargs(LOSSES.get(cfg.loss.name), {"class_counts": None, **cfg.loss.options},
-                 f"loss '{cfg.loss.name}'")
+    loss = build_loss(cfg.loss.name, class_counts=[1] * len(EMOTIONS), **cfg.loss.options)
+    if loss.uses_grad_norm and loss.scaling_grad == "unscaled" and cfg.train.diag_every < 1:
+        raise ConfigError("loss.scaling_grad = unscaled estimates g from the gradient probe; "
+                          "set train.diag_every >= 1")
 
 
 def build_split(cfg: Config, split: str, *, fold: int | None = None):
@@ -146,7 +151,24 @@ def model_from_config(cfg: Config) -> torch.nn.Module:
     return build_model(m.name, num_classes=len(EMOTIONS), num_frames=d.num_frames,
                        crop_size=d.size, preset=m.preset, dam_stages=list(m.dam_stages),
                        dam_temporal=m.dam_temporal, dam_frequency=m.dam_frequency,
-                       dropout=m.dropout)
+                       dropout=m.dropout,
+                       projection=cfg.loss.options.get("features", "pooled") == "projection")
+
+
+def optimizer_from_config(cfg: Config, params: list[torch.Tensor]) -> torch.optim.Optimizer:
+    """The configured optimizer (SAM-wrapped when optim.sam) over `params`."""
+    o = cfg.optim
+    return build_optimizer(params, name=o.name, lr=o.lr, weight_decay=o.weight_decay,
+                           decay_all=o.decay_all, sam=o.sam, rho=o.rho, asam=o.asam,
+                           momentum=o.momentum)
+
+
+def stepper_from_config(cfg: Config, *, model: torch.nn.Module, loss_fn: torch.nn.Module,
+                        optimizer: torch.optim.Optimizer, params: list[torch.Tensor]) -> Stepper:
+    """The training step a config describes (SAM's BN rule, clipping, gradient probe)."""
+    return Stepper(model=model, loss_fn=loss_fn, optimizer=optimizer, params=params,
+                   probe=GradientProbe(cfg.train.diag_every),
+                   bn_both_passes=cfg.optim.sam_bn_both_passes, grad_clip=cfg.optim.grad_clip)
 
 
 class Trainer:
@@ -185,74 +207,41 @@ class Trainer:
         self.model = model_from_config(cfg).to(self.device)
         self.loss_fn = build_loss(cfg.loss.name, class_counts=self.class_counts,
                                   **cfg.loss.options).to(self.device)
-        o = cfg.optim
         self.params = [p for p in self.model.parameters() if p.requires_grad]
-        self.optimizer = build_optimizer(self.params, name=o.name, lr=o.lr,
-                                         weight_decay=o.weight_decay, sam=o.sam, rho=o.rho,
-                                         asam=o.asam, momentum=o.momentum)
+        self.optimizer = optimizer_from_config(cfg, self.params)
         self.scheduler = build_scheduler(self.optimizer, epochs=cfg.train.epochs,
                                          steps_per_epoch=max(1, len(self.train_loader)),
-                                         warmup_epochs=o.warmup_epochs)
+                                         warmup_epochs=cfg.optim.warmup_epochs)
+        self.stepper = stepper_from_config(cfg, model=self.model, loss_fn=self.loss_fn,
+                                           optimizer=self.optimizer, params=self.params)
         self.epoch = 0  # epochs completed
-        self.grad_norm: float | None = None  # DSM's g from the previous step (None: first step)
-
-    # -- one optimisation step -------------------------------------------------
-    def _loss(self, x: torch.Tensor, y: torch.Tensor, g: float | None):
-        logits, z = self.model(x)  # (B, K), (B, D)
-        out = self.loss_fn(logits, z, y, grad_norm=g)
-        if not torch.isfinite(out.total):
-            raise TrainingDiverged(
-                f"loss became {out.total.item()} at epoch {self.epoch + 1} "
-                f"(parts: {', '.join(f'{k}={v:.4g}' for k, v in out.parts.items())})")
-        return out
-
-    def _step(self, x: torch.Tensor, y: torch.Tensor) -> dict[str, float]:
-        opt = self.optimizer
-        out = self._loss(x, y, self.grad_norm)
-        out.total.backward()
-        if isinstance(opt, SAM):
-            # Ascent pass gives g; DSM's scaling in the descent pass uses it (spec section 3).
-            g = opt.first_step(zero_grad=True)
-            bn_running_stats(self.model, False)  # BN statistics: first pass only
-            try:
-                out = self._loss(x, y, g)
-                out.total.backward()
-            finally:
-                bn_running_stats(self.model, True)
-            if self.cfg.optim.grad_clip:
-                torch.nn.utils.clip_grad_norm_(self.params, self.cfg.optim.grad_clip)
-            opt.second_step(zero_grad=True)
-            self.grad_norm = g
-        else:
-            if self.loss_fn.uses_grad_norm:
-                self.grad_norm = _grad_norm(self.params)
-            if self.cfg.optim.grad_clip:
-                torch.nn.utils.clip_grad_norm_(self.params, self.cfg.optim.grad_clip)
-            opt.step()
-            opt.zero_grad(set_to_none=True)
-        self.scheduler.step()
-        return {"loss": float(out.total.detach()), **out.parts}
 
     def train_epoch(self, progress: Progress | None = None) -> dict[str, float]:
-        """One pass over the training set; returns mean loss parts and timing."""
+        """One pass over the training set; returns mean loss parts, probe metrics and timing."""
         self.model.train()
         self.train_set.set_epoch(self.epoch)
         self._gen.manual_seed(self.cfg.train.seed * 1_000_003 + self.epoch)
         sums: dict[str, float] = {}
+        probed: dict[str, list[float]] = {}
         n = 0
         t0 = time.perf_counter()
         for i, (x, y) in enumerate(self.train_loader):
             x = x.to(self.device, non_blocking=True)  # (B, C, T, H, W)
             y = torch.as_tensor(y).to(self.device, non_blocking=True)
-            parts = self._step(x, y)
+            parts, diag = self.stepper.step(x, y, probe=self.stepper.probe.due(i),
+                                            epoch=self.epoch + 1)
+            self.scheduler.step()
             for k, v in parts.items():
                 sums[k] = sums.get(k, 0.0) + float(v) * len(y)
+            for k, v in diag.items():
+                probed.setdefault(k, []).append(v)
             n += len(y)
             if progress:
                 progress(i + 1, len(self.train_loader))
         seconds = time.perf_counter() - t0
         self.epoch += 1
         stats = {k: v / max(n, 1) for k, v in sums.items()}
+        stats.update({k: float(np.mean(v)) for k, v in probed.items()})
         stats.update(seconds=seconds, clips_per_s=n / seconds if seconds > 0 else math.nan,
                      lr=float(self.optimizer.param_groups[0]["lr"]))
         return stats
@@ -269,7 +258,8 @@ class Trainer:
     def state_dict(self) -> dict[str, Any]:
         return {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
                 "scheduler": self.scheduler.state_dict(), "epoch": self.epoch,
-                "grad_norm": self.grad_norm, "config": self.cfg.to_dict(),
+                "grad_norm": self.stepper.grad_norm, "probe": self.stepper.probe.state_dict(),
+                "config": self.cfg.to_dict(),
                 "class_names": list(EMOTIONS), "rng": torch.get_rng_state()}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -277,7 +267,8 @@ class Trainer:
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
         self.epoch = int(state["epoch"])
-        self.grad_norm = state["grad_norm"]
+        self.stepper.grad_norm = state["grad_norm"]
+        self.stepper.probe.load_state_dict(state.get("probe"))
         torch.set_rng_state(state["rng"])
 
 

@@ -11,7 +11,7 @@ import torch.nn.functional as F
 
 from bench.errors import ConfigError
 from bench.losses import LOSSES, LossOutput, build_loss
-from bench.losses.dsm import dsc_code, dsc_figure
+from bench.losses.dsm import dsc_code, dsc_figure, effective_pairs, ib_trace
 
 torch.set_num_threads(2)
 getcontext().prec = 50
@@ -111,6 +111,53 @@ def test_adaptive_and_fixed_lambdas() -> None:
     assert (parts["lambda_ce"], parts["lambda_sc"]) == (4.0, 0.5)
 
 
+@pytest.mark.parametrize("option,value,hint", [("scaling_grad", "unscale", "unscaled"),
+                                               ("features", "projections", "projection"),
+                                               ("ib_cov", "samples", "sample"),
+                                               ("dsc_variant", "figures", "figure")])
+def test_dsm_choices_suggest_the_nearest(option: str, value: str, hint: str) -> None:
+    with pytest.raises(ConfigError, match=f"'{option}' = '{value}' is unknown. "
+                                          f"Did you mean '{hint}'\\? Allowed: "):
+        build_loss("dsm", class_counts=COUNTS, **{option: value})
+
+
+def test_ib_covariance_population_and_sample() -> None:
+    zn = F.normalize(torch.tensor(Z, dtype=torch.float64), dim=1)
+    assert ib_trace(zn).item() == pytest.approx(_ref_ib(Z), rel=1e-12)
+    sample = float(np.trace(np.cov(zn.numpy().T, ddof=1)))
+    assert ib_trace(zn, cov="sample").item() == pytest.approx(sample, rel=1e-12)
+    assert ib_trace(zn[:1], cov="sample").item() == 0.0
+    out = build_loss("dsm", class_counts=COUNTS, ib_cov="sample")(
+        torch.tensor(LOGITS, dtype=torch.float32), torch.tensor(Z, dtype=torch.float32),
+        torch.tensor(Y))
+    assert out.parts["ib"] == pytest.approx(sample, rel=1e-5)
+
+
+def test_dsm_terms_add_up_to_the_total() -> None:
+    logits, z, y = torch.randn(6, K), torch.randn(6, 4), torch.tensor([0, 0, 1, 1, 2, 2])
+    for options in (dict(), dict(adaptive_scaling=False, ib_weight=-0.5)):
+        out = build_loss("dsm", class_counts=COUNTS, **options)(logits, z, y, grad_norm=3.0)
+        assert list(out.terms) == ["ce", "dsc", "ib"]
+        rebuilt = sum(t.weight * t.value for t in out.terms.values())
+        assert rebuilt.item() == pytest.approx(out.total.item(), rel=1e-6)
+        ib_w = options.get("ib_weight", 0.1)
+        assert [t.unscaled for t in out.terms.values()] == [1.0, 1.0, ib_w]
+        assert out.parts["lambda_sc"] == out.terms["dsc"].weight
+    assert build_loss("ce", class_counts=COUNTS)(logits, z, y).terms is None
+
+
+def test_effective_pairs_count_the_pairs_the_weights_rest_on() -> None:
+    n = 6
+    assert effective_pairs(torch.ones(n, 4) / 2, tau=0.07, eta=0.2).tolist() == \
+        pytest.approx([n - 1] * n, rel=1e-3)  # identical features: all pairs weigh alike
+    g = torch.Generator().manual_seed(0)
+    positive = F.normalize(torch.rand(16, 16, generator=g), dim=1)  # non-negative: cosines > 0.5
+    assert effective_pairs(positive, tau=0.07, eta=0.2).mean() < 1.1
+    spread = F.normalize(torch.randn(16, 8, generator=g), dim=1)
+    assert effective_pairs(spread, tau=1.0, eta=1.0).mean() > 3.0  # a wide kernel
+    assert effective_pairs(torch.ones(1, 4), tau=0.07, eta=0.2).tolist() == [0.0]
+
+
 def test_ib_weight_is_signed() -> None:
     logits, z, y = torch.randn(6, K), torch.randn(6, 4), torch.tensor([0, 0, 1, 1, 2, 2])
     plus = build_loss("dsm", class_counts=COUNTS, ib_weight=0.4)(logits, z, y, grad_norm=1.0)
@@ -189,7 +236,8 @@ BAD_OPTIONS = {
     "logit_adjust": [dict(tau=-1.0), dict(label_smoothing=1.0)],
     "class_balanced": [dict(beta=1.0), dict(beta=-0.1)],
     "dsm": [dict(tau=0.0), dict(eta=-0.2), dict(dsc_variant="paper"), dict(alpha=0.0),
-            dict(beta=-1.0), dict(ib_weight=float("nan"))],
+            dict(beta=-1.0), dict(ib_weight=float("nan")), dict(scaling_grad="unscale"),
+            dict(features="projections"), dict(ib_cov="biased")],
 }
 
 

@@ -13,7 +13,8 @@ def test_perf_model_prints_ratios(capsys):
     assert main(["model", "--presets", "tiny", "--repeats", "1"]) == 0
     out = capsys.readouterr().out
     for needle in ("x3d fwd+bwd", "x3d+dam fwd+bwd", "hdf step", "ratio DAM / plain X3D",
-                   "ratio HDF step / AdamW step"):
+                   "ratio HDF step / AdamW step", "hdf step, probed",
+                   "ratio HDF step with probe every 25 / without"):
         assert needle in out
 
 

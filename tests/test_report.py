@@ -23,6 +23,12 @@ CLASSES = ["happy", "sad", "disgust"]
 MODELS = {"hdf": "hdf", "base": "baseline"}
 
 
+def DSM_ROWS(epoch: int) -> dict[str, float]:
+    return {"ce": 1.9 / epoch, "dsc": 2.5, "ib": 0.3, "lambda_ce": 9.5, "lambda_sc": 0.005 * epoch,
+            "g": 20.0 / epoch, "grad_share_ce": 0.99, "grad_share_dsc": 0.01 * epoch,
+            "grad_share_ib": 3e-5, "pairs": 1.02}
+
+
 def _study(directions: list[str]) -> optuna.Study:
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = optuna.create_study(directions=directions, sampler=optuna.samplers.RandomSampler(0))
@@ -59,6 +65,9 @@ def _metrics() -> pd.DataFrame:
         for e in (1, 2):
             rows += [dict(model=model, role=role, fold=1, epoch=e, split="train", metric=m, value=v)
                      for m, v in (("loss", 1.0 / e), ("seconds", 12.0 if role == "hdf" else 8.0))]
+            if role == "hdf":  # what DSM did, as bench.train writes it
+                rows += [dict(model=model, role=role, fold=1, epoch=e, split="train", metric=m,
+                              value=v) for m, v in DSM_ROWS(e).items()]
             test = {"war": good * e / 2, "uar": (good - 0.1) * e / 2, "recall_happy": 0.9,
                     "recall_sad": 0.6, "recall_disgust": 0.1 if role == "baseline" else 0.4}
             rows += [dict(model=model, role=role, fold=1, epoch=e, split="test", metric=m, value=v)
@@ -106,8 +115,16 @@ def _sources() -> pd.DataFrame:
                          for m, r in MODELS.items() for s in ("seen", "unseen")])
 
 
+def _effects() -> pd.DataFrame:
+    return pd.DataFrame([dict(effect=e, kind="main" if ":" not in e else "interaction",
+                              metric=m, estimate=0.02, ci_low=-0.01, ci_high=0.05,
+                              training_seeds=3, note="")
+                         for e in ("dam", "dsm", "dam:dsm") for m in ("clean_war", "clean_uar")])
+
+
 def _data(directions: tuple[str, ...] = ("maximize", "minimize")) -> RunData:
     return RunData(root=Path("nowhere"), name="hand", study=_study(list(directions)),
+                   effects=_effects(),
                    trials=_trials(), models=pd.DataFrame({"name": list(MODELS),
                                                           "role": list(MODELS.values())}),
                    metrics=_metrics(), confusion=_confusion(), results=_results(), gain=_gain(),
@@ -129,7 +146,7 @@ def test_every_figure_says_why_when_its_table_is_absent(name):
 
 
 def test_registry_sections_and_order():
-    assert {s.section for s in in_order()} == {"sweep", "models", "robustness"}
+    assert {s.section for s in in_order()} == {"sweep", "attribution", "models", "robustness"}
     assert [s.name for s in in_order()][:2] == ["sweep.history", "sweep.importance"]
     with pytest.raises(Exception, match="Did you mean 'sweep.curves'"):
         FIGURES.get("sweep.curve")
@@ -166,6 +183,22 @@ def test_leaderboard_and_confusion_are_computed_from_the_tables():
                                pred=lambda d: d.pred.map(CLASSES.index))
     named = fm.confusion_matrices(ints, class_names=CLASSES)
     assert list(named.data[0].x) == CLASSES
+
+
+def test_dsm_figure_draws_each_dsm_models_diagnostics():
+    from bench.report.figures.dsm import dsm_diagnostics
+
+    metrics = _metrics()
+    fig = dsm_diagnostics(metrics, roles=MODELS)
+    traces = {t.name: t for t in fig.data}
+    assert set(traces) == set(DSM_ROWS(1))  # only the DSM model ("hdf") has rows
+    assert list(traces["lambda_sc"].y) == [0.005, 0.01]
+    assert list(traces["grad_share_dsc"].x) == [1, 2]
+    assert fig.layout.title.text.startswith("What DSM did")
+    twice = pd.concat([metrics, metrics.assign(model="hdf2")])
+    assert len(dsm_diagnostics(twice, roles=MODELS).data) == 2 * len(DSM_ROWS(1))
+    with pytest.raises(NotApplicable, match="no model recorded DSM diagnostics"):
+        dsm_diagnostics(metrics[~metrics.metric.isin(["lambda_ce", "lambda_sc"])])
 
 
 def test_robustness_figures_use_the_numbers():
@@ -220,7 +253,7 @@ def test_page_degrades_section_by_section(tmp_path):
     assert data.trials is None and "trials.parquet: unreadable" in data.notes[0]
     page = render_page(data)
     assert "No robustness/ folder" in page.html and "No sweep tables" in page.html
-    assert page.drawn == ["models.training"] and not page.errors
+    assert page.drawn == ["models.training", "models.dsm"] and not page.errors
     assert "models.confusion: not shown (no confusion table" in page.html
     assert page.html.count("<script type=\"text/javascript\">") == 1  # plotly.js once
     body = page.html.split("<body>")[1]
@@ -251,7 +284,7 @@ def test_cli_writes_the_report_and_fails_in_one_line(tmp_path, capsys):
         report_cli.run_main(report_cli.main, [str(tmp_path / "run"), "--out",
                                               str(tmp_path / "r.html")])
     assert e.value.code == 0 and (tmp_path / "r.html").stat().st_size > 1_000_000
-    assert "1 figures" in capsys.readouterr().out
+    assert "2 figures" in capsys.readouterr().out  # training curves, what DSM did
     with pytest.raises(SystemExit) as e:
         report_cli.run_main(report_cli.main, [str(tmp_path / "missing")])
     err = capsys.readouterr().err

@@ -213,6 +213,16 @@ def test_no_weight_decay_on_vectors() -> None:
     assert decays == {2: 0.05, 1: 0.0}
 
 
+
+@pytest.mark.parametrize("sam", [False, True])
+def test_decay_all_decays_every_parameter(sam: bool) -> None:
+    model = _model(bn=True)
+    opt = build_optimizer(model.parameters(), weight_decay=0.05, decay_all=True, sam=sam)
+    decays = {p.ndim: g["weight_decay"] for g in opt.param_groups for p in g["params"]}
+    assert decays == {2: 0.05, 1: 0.05}
+    assert sum(len(g["params"]) for g in opt.param_groups) == len(list(model.parameters()))
+
+
 def test_sgd_options() -> None:
     model = _model()
     opt = build_optimizer(model.parameters(), name="sgd", lr=0.1, momentum=0.8, nesterov=True)

@@ -12,7 +12,7 @@ import torch
 
 from bench import evaluate as evaluate_cli
 from bench import train as train_cli
-from bench.config import list_methods
+from bench.config import list_methods, load_config
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -37,6 +37,12 @@ def test_every_method_trains_one_epoch(tmp_path, method):
     test = m[m.split == "test"].set_index("metric").value
     assert 0.0 <= test["war"] <= 1.0 and 0.0 <= test["uar"] <= 1.0
     assert {f"recall_{c}" for c in ("happy", "disgust", "fear")} <= set(test.index)
+    if load_config(method=method).loss.name == "dsm":  # what DSM did, every epoch
+        train = m[m.split == "train"].set_index("metric").value
+        dsm = ["ce", "dsc", "ib", "lambda_ce", "lambda_sc", "grad_share_ce", "grad_share_dsc",
+               "grad_share_ib", "grad_cos_dsc", "grad_cos_ib"]
+        assert set(dsm) <= set(train.index) and train[dsm].notna().all()
+        assert 0 < train["grad_share_dsc"] and 0 < train["grad_share_ce"] <= 1.5
 
 
 def test_run_folder_contents_determinism_and_evaluate(tmp_path, capsys):
@@ -203,6 +209,13 @@ USER_ERRORS = [
     (["bench.train", "--set", "data.name=dfew"], "root"),
     (["bench.train", "--set", "data.name=dfew", "--set", "data.root=/nonexistent"], "/nonexistent"),
     (["bench.train", "--set", "loss.name=dsm", "--set", "loss.tua=1"], "Did you mean 'tau'"),
+    (["bench.train", "--method", "hdf", "--set", "loss.scaling_grad=unscale"],
+     "Did you mean 'unscaled'"),
+    (["bench.train", "--method", "hdf", "--set", "loss.features=proj"], "Allowed: pooled, projection"),
+    (["bench.train", "--method", "hdf", "--set", "loss.ib_cov=samples"], "Did you mean 'sample'"),
+    (["bench.train", "--method", "hdf", "--set", "loss.scaling_grad=unscaled",
+      "--set", "train.diag_every=0"], "train.diag_every >= 1"),
+    (["bench.train", "--method", "hdf", "--set", "optim.decay_all=maybe"], "decay_all must be true or false"),
     (["bench.train", "--config", "missing.yaml"], "missing.yaml"),
     (["bench.evaluate", "nope.pt"], "checkpoint not found: nope.pt"),
     # A device the machine lacks, or no device at all.

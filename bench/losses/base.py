@@ -2,10 +2,13 @@
 
 Every loss is an `nn.Module` called as `loss(logits, z, y, grad_norm=...)` so the
 training loop never needs to know which one it runs: baselines ignore `z` and
-`grad_norm`, DSM uses both.
+`grad_norm`, DSM uses both. A loss made of several terms also returns them
+(`LossOutput.terms`), so the training loop can measure what each term
+contributes to the gradient without knowing the loss.
 """
 from __future__ import annotations
 
+import difflib
 import math
 from typing import Any, NamedTuple, Sequence
 
@@ -14,14 +17,31 @@ from torch import nn
 
 from bench.errors import ConfigError
 
-__all__ = ["LossOutput", "Loss", "build_loss", "check_range", "as_counts", "check_num_classes"]
+__all__ = ["Term", "LossOutput", "Loss", "build_loss", "check_range", "check_choice",
+           "as_counts", "check_num_classes", "SCALING_GRADS"]
+
+#: Which gradient norm g a gradient-scaled loss feeds on (see `Loss.scaling_grad`).
+SCALING_GRADS = ("scaled", "unscaled")
+
+
+class Term(NamedTuple):
+    """One term of a weighted-sum objective: total = sum(weight * value) over the terms."""
+
+    value: torch.Tensor  # () differentiable, unweighted
+    weight: float  # its coefficient in `LossOutput.total`
+    unscaled: float  # its coefficient in the objective without gradient-driven scaling
 
 
 class LossOutput(NamedTuple):
-    """The differentiable total plus detached scalars for logging."""
+    """The differentiable total plus detached scalars for logging.
+
+    `terms` (None for single-term losses) lists the total's terms in order, the
+    first being the one the others are measured against (cross-entropy).
+    """
 
     total: torch.Tensor
     parts: dict[str, float]
+    terms: dict[str, Term] | None = None
 
 
 class Loss(nn.Module):
@@ -30,6 +50,10 @@ class Loss(nn.Module):
     #: True when the loss wants the global gradient norm of the current step
     #: (DSM with adaptive scaling); the training loop passes `grad_norm` then.
     uses_grad_norm: bool = False
+    #: "scaled": g is the norm of the gradient of `total`, as back-propagated;
+    #: "unscaled": g is the norm of the gradient of sum(unscaled * value) over
+    #: `terms`, which the training loop estimates from its gradient probe.
+    scaling_grad: str = "scaled"
 
     def forward(  # noqa: D102
         self,
@@ -69,6 +93,16 @@ def check_range(
         hi = "inf)" if high is None else f"{high:g}" + (")" if high_open else "]")
         raise ConfigError(f"loss option '{what}' = {value!r} is out of range; allowed {lo}, {hi}")
     return float(value)
+
+
+def check_choice(what: str, value: Any, choices: Sequence[str]) -> str:
+    """Reject a value outside its list with one line, suggesting the nearest choice."""
+    if isinstance(value, str) and value in choices:
+        return value
+    close = difflib.get_close_matches(str(value), list(choices), n=1)
+    hint = f" Did you mean '{close[0]}'?" if close else ""
+    raise ConfigError(f"loss option '{what}' = {value!r} is unknown.{hint} "
+                      f"Allowed: {', '.join(choices)}.")
 
 
 def as_counts(class_counts: Sequence[int]) -> torch.Tensor:

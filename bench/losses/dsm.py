@@ -1,4 +1,4 @@
-"""DSM: Distribution-aware Scaling Module, HDF's training objective (HDF_SPEC.md s.3).
+"""DSM: Distribution-aware Scaling Module, HDF's training objective.
 
     z (B, D) -> L2 normalise -> s = z z^T / tau -> robust weights w(s; eta)
       -> L_DSC (distributionally robust SupCon, `figure` or `code` variant)
@@ -7,6 +7,16 @@
 
 with lambda_CE = alpha * g / (g + 1), lambda_SC = beta / (g + 1) from the global
 gradient norm g (adaptive scaling) or fixed alpha, beta.
+
+Options beyond the paper's figure:
+- `scaling_grad`: g of the scaled total as back-propagated (`scaled`), or of
+  the objective without the lambdas (`unscaled`), which the training loop
+  estimates from its gradient probe (see `bench.losses.term_grads`). The
+  scaled g carries lambda_CE itself, so it mostly measures the scaling's own
+  output; the unscaled g measures the task's gradient.
+- `features`: `pooled` contrasts the pooled backbone features, `projection` a
+  small MLP head on them (built by the network, see `bench.models.projection`).
+- `ib_cov`: the covariance of L_IB with 1/N (`population`) or 1/(N-1) (`sample`).
 
 The pure functions below take normalised features so tests can check them
 against straightforward formulas; `DSMLoss` only wires them together.
@@ -22,11 +32,15 @@ from torch import Tensor
 
 from bench.errors import ConfigError
 from bench.losses import LOSSES
-from bench.losses.base import Loss, LossOutput, as_counts, check_range
+from bench.losses.base import (SCALING_GRADS, Loss, LossOutput, Term, as_counts, check_choice,
+                               check_range)
 
-__all__ = ["DSMLoss", "dsc_figure", "dsc_code", "ib_trace", "dsm_lambdas", "DSC_VARIANTS"]
+__all__ = ["DSMLoss", "dsc_figure", "dsc_code", "ib_trace", "dsm_lambdas", "effective_pairs",
+           "DSC_VARIANTS", "FEATURES", "IB_COVS"]
 
 DSC_VARIANTS = ("figure", "code")
+FEATURES = ("pooled", "projection")
+IB_COVS = ("population", "sample")
 
 
 def _positives(y: Tensor) -> Tensor:
@@ -38,6 +52,31 @@ def _positives(y: Tensor) -> Tensor:
 def _zero_like_graph(zn: Tensor) -> Tensor:
     """A zero that still depends on the features, so backward() works."""
     return zn.sum() * 0.0
+
+
+def _log_row_weights(zn: Tensor, *, tau: float, eta: float) -> Tensor:
+    """log of the figure's robust weights, normalised over each row without self: (B, B)."""
+    n = zn.shape[0]
+    eye = torch.eye(n, dtype=torch.bool, device=zn.device)
+    s = zn @ zn.T / tau  # (B, B)
+    log_w = (-((s - eta) ** 2) / (2.0 * eta**2)).masked_fill(eye, -math.inf)
+    return log_w - torch.logsumexp(log_w, dim=1, keepdim=True)
+
+
+@torch.no_grad()
+def effective_pairs(zn: Tensor, *, tau: float, eta: float) -> Tensor:
+    """How many pairs each anchor's `figure` weights rest on: 1 / sum_a p_ia^2, (B,).
+
+    p_ia are the robust weights normalised to sum 1 over a != i (inverse Simpson
+    index): B - 1 when all pairs weigh alike, 1 when a single pair takes all.
+    Non-negative features (post-ReLU pooling) make all cosines large, and the
+    Gaussian in s / tau then leaves nearly all weight on the least similar sample.
+    """
+    n = zn.shape[0]
+    if n < 2:
+        return torch.zeros(n, device=zn.device)
+    log_p = _log_row_weights(zn.float(), tau=tau, eta=eta)  # (B, B), -inf on the diagonal
+    return torch.exp(-torch.logsumexp(2.0 * log_p, dim=1))  # (B,)
 
 
 def dsc_figure(zn: Tensor, y: Tensor, *, tau: float, eta: float) -> Tensor:
@@ -81,10 +120,15 @@ def dsc_code(zn: Tensor, y: Tensor, *, tau: float, eta: float) -> Tensor:
     return per_anchor[has_pos].mean()
 
 
-def ib_trace(zn: Tensor) -> Tensor:
-    """trace(Cov(Z)) with the 1/N (biased) covariance: the batch's total variance."""
+def ib_trace(zn: Tensor, *, cov: str = "population") -> Tensor:
+    """trace(Cov(Z)): the batch's total variance, with 1/N (`population`) or 1/(N-1) (`sample`).
+
+    The released code uses the sample covariance; a batch of one has no spread (0).
+    """
+    n = zn.shape[0]
     centred = zn - zn.mean(dim=0, keepdim=True)  # (B, D)
-    return (centred**2).sum(dim=1).mean()
+    total = (centred**2).sum()
+    return total / (max(n - 1, 1) if cov == "sample" else n)
 
 
 def dsm_lambdas(
@@ -120,13 +164,18 @@ class DSMLoss(Loss):
         alpha: float = 10.0,
         beta: float = 0.1,
         adaptive_scaling: bool = True,
+        ib_cov: str = "population",
+        scaling_grad: str = "scaled",
+        # which features the contrastive terms see (the network builds the head)
+        features: str = "pooled",
         # cross-entropy
         label_smoothing: float = 0.1,
     ) -> None:
         super().__init__()
         self.tau, self.eta, self.dsc_variant = tau, eta, dsc_variant
-        self.ib_weight, self.alpha, self.beta = ib_weight, alpha, beta
+        self.ib_weight, self.ib_cov, self.alpha, self.beta = ib_weight, ib_cov, alpha, beta
         self.adaptive_scaling, self.label_smoothing = adaptive_scaling, label_smoothing
+        self.scaling_grad, self.features = scaling_grad, features
         self.uses_grad_norm = adaptive_scaling
 
     def forward(self, logits: Tensor, z: Tensor, y: Tensor, *,
@@ -137,18 +186,25 @@ class DSMLoss(Loss):
         with torch.autocast(device_type=z.device.type, enabled=False):
             zn = F.normalize(z.float().flatten(1), dim=1)  # (B, D)
             dsc = _DSC[self.dsc_variant](zn, y, tau=self.tau, eta=self.eta)
-            ib = ib_trace(zn)
+            ib = ib_trace(zn, cov=self.ib_cov)
         lam_ce, lam_sc = dsm_lambdas(alpha=self.alpha, beta=self.beta,
                                      adaptive=self.adaptive_scaling, grad_norm=grad_norm)
         total = lam_ce * ce + lam_sc * (dsc + self.ib_weight * ib)
         parts = {"ce": ce.item(), "dsc": dsc.item(), "ib": ib.item(),
                  "lambda_ce": lam_ce, "lambda_sc": lam_sc}
-        return LossOutput(total, parts)
+        if self.adaptive_scaling:
+            parts["g"] = 1.0 if grad_norm is None else float(grad_norm)
+        if self.dsc_variant == "figure":
+            parts["pairs"] = effective_pairs(zn.detach(), tau=self.tau, eta=self.eta).mean().item()
+        terms = {"ce": Term(ce, lam_ce, 1.0), "dsc": Term(dsc, lam_sc, 1.0),
+                 "ib": Term(ib, lam_sc * self.ib_weight, self.ib_weight)}
+        return LossOutput(total, parts, terms)
 
     def extra_repr(self) -> str:
         return (f"variant={self.dsc_variant}, tau={self.tau}, eta={self.eta}, "
-                f"ib_weight={self.ib_weight}, alpha={self.alpha}, beta={self.beta}, "
-                f"adaptive={self.adaptive_scaling}")
+                f"ib_weight={self.ib_weight}, ib_cov={self.ib_cov}, alpha={self.alpha}, "
+                f"beta={self.beta}, adaptive={self.adaptive_scaling}, "
+                f"scaling_grad={self.scaling_grad}, features={self.features}")
 
 
 @LOSSES.register("dsm")
@@ -165,13 +221,20 @@ def dsm(
     alpha: float = 10.0,
     beta: float = 0.1,
     adaptive_scaling: bool = True,
+    # covariance of L_IB: 1/N (population) or 1/(N-1) (sample, the released code)
+    ib_cov: str = "population",
+    # g of the scaled total (scaled) or of the objective without the lambdas (unscaled)
+    scaling_grad: str = "scaled",
+    # contrast the pooled features or a projection head's output
+    features: str = "pooled",
     # cross-entropy
     label_smoothing: float = 0.1,
 ) -> DSMLoss:
     as_counts(class_counts)
-    if dsc_variant not in DSC_VARIANTS:
-        raise ConfigError(f"loss option 'dsc_variant' = {dsc_variant!r} is unknown; "
-                          f"allowed: {', '.join(DSC_VARIANTS)}")
+    check_choice("dsc_variant", dsc_variant, DSC_VARIANTS)
+    check_choice("ib_cov", ib_cov, IB_COVS)
+    check_choice("scaling_grad", scaling_grad, SCALING_GRADS)
+    check_choice("features", features, FEATURES)
     if not isinstance(adaptive_scaling, bool):
         raise ConfigError(f"loss option 'adaptive_scaling' = {adaptive_scaling!r}; allowed: true, false")
     return DSMLoss(
@@ -182,6 +245,9 @@ def dsm(
         alpha=check_range("alpha", alpha, low=0.0, low_open=True),
         beta=check_range("beta", beta, low=0.0),
         adaptive_scaling=adaptive_scaling,
+        ib_cov=ib_cov,
+        scaling_grad=scaling_grad,
+        features=features,
         label_smoothing=check_range("label_smoothing", label_smoothing, low=0.0, high=1.0,
                                     high_open=True),
     )

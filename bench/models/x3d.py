@@ -6,9 +6,11 @@ HDF (HDF_SPEC.md section 1) inserts DAM after every stage:
 
     clip (B, 3, T, H, W) -> stem -> [stage_i -> DAM_i] x 4 -> ProjectedPool
         -> global avg -> z (B, D) -> dropout -> Linear -> logits (B, num_classes)
+                           z -> [projection head] -> features for DSM
 
-The network returns (logits, z): z is what DSM contrasts. X3D has no temporal
-stride, so every DAM sees all T frames and is built for `num_frames`.
+The network returns (logits, features): what DSM contrasts, the pooled z or,
+with `projection`, a small MLP head's output on z. X3D has no temporal stride,
+so every DAM sees all T frames and is built for `num_frames`.
 """
 from __future__ import annotations
 
@@ -24,6 +26,7 @@ from torch import nn
 from bench.errors import ConfigError, UnknownNameError
 from bench.models import MODELS
 from bench.models.dam import DAM
+from bench.models.projection import ProjectionHead
 
 __all__ = ["X3DPreset", "PRESETS", "X3D", "build_x3d", "build_hdf", "build_model", "get_preset"]
 
@@ -76,6 +79,7 @@ class X3D(nn.Module):
         head_pool: nn.Module,
         dropout: nn.Module,
         proj: nn.Linear,
+        head: nn.Module | None = None,
     ) -> None:
         super().__init__()
         if len(stages) != len(dams):
@@ -86,7 +90,8 @@ class X3D(nn.Module):
         self.head_pool = head_pool
         self.dropout = dropout
         self.proj = proj
-        self.feature_dim: int = proj.in_features
+        self.head = head if head is not None else nn.Identity()  # what DSM contrasts
+        self.feature_dim: int = proj.in_features  # pooled z, what the classifier reads
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         """Clip (B, 3, T, H, W) -> pooled feature z (B, D)."""
@@ -97,8 +102,9 @@ class X3D(nn.Module):
         return x.mean(dim=(2, 3, 4))  # (B, D)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        z = self.forward_features(x)
-        return self.proj(self.dropout(z)), z
+        """(logits (B, K), contrastive features (B, D) or (B, D_head))."""
+        z = self.forward_features(x)  # (B, D)
+        return self.proj(self.dropout(z)), self.head(z)
 
 
 def _create_x3d(
@@ -114,6 +120,8 @@ def _create_x3d(
     dam_stages: Sequence[bool],
     dam_temporal: bool,
     dam_frequency: bool,
+    # Contrastive features.
+    projection: bool,
 ) -> X3D:
     size = get_preset(preset)
     if isinstance(dam_stages, str) or len(dam_stages) != 4 or not all(s in (True, False) for s in dam_stages):
@@ -152,6 +160,7 @@ def _create_x3d(
         head_pool=head.pool,
         dropout=head.dropout if head.dropout is not None else nn.Identity(),
         proj=head.proj,
+        head=ProjectionHead(head.proj.in_features) if projection else None,
     )
 
 
@@ -174,6 +183,8 @@ def build_x3d(
     dam_stages: Sequence[bool] = (False, False, False, False),
     dam_temporal: bool = True,
     dam_frequency: bool = True,
+    # Contrastive features: pooled z, or a projection head on it.
+    projection: bool = False,
 ) -> nn.Module:
     """Plain X3D by default; `dam_stages` puts DAM after the chosen stages."""
     return _create_x3d(
@@ -185,6 +196,7 @@ def build_x3d(
         dam_stages=dam_stages,
         dam_temporal=dam_temporal,
         dam_frequency=dam_frequency,
+        projection=projection,
     )
 
 

@@ -42,15 +42,20 @@ def _check(what: str, value: float, ok: bool, allowed: str) -> None:
         raise ConfigError(f"optimizer option '{what}' = {value!r} is out of range; allowed {allowed}")
 
 
-def decay_groups(params: Iterable[Any], weight_decay: float) -> list[dict[str, Any]]:
+def decay_groups(params: Iterable[Any], weight_decay: float, *,
+                 decay_all: bool = False) -> list[dict[str, Any]]:
     """Exempt norm scales, biases and scalars (ndim < 2) from weight decay.
 
     Decaying a BatchNorm scale or a DAM gate scalar toward 0 shrinks what the
     layer can express without regularising anything; given groups pass through.
+    `decay_all` decays every parameter alike (what the released HDF code does).
     """
     items = list(params)
     if not items or isinstance(items[0], dict):
         return items
+    if decay_all:
+        kept = [p for p in items if p.requires_grad]
+        return [dict(params=kept, weight_decay=weight_decay)] if kept else []
     decay = [p for p in items if p.requires_grad and p.ndim >= 2]
     no_decay = [p for p in items if p.requires_grad and p.ndim < 2]
     groups = [dict(params=decay, weight_decay=weight_decay),
@@ -65,6 +70,7 @@ def build_optimizer(
     name: str = "adamw",
     lr: float = 1e-3,
     weight_decay: float = 0.05,
+    decay_all: bool = False,
     momentum: float = 0.9,
     nesterov: bool = False,
     # sharpness-aware wrapper
@@ -72,7 +78,10 @@ def build_optimizer(
     rho: float = 0.05,
     asam: bool = False,
 ) -> Optimizer:
-    """The base optimizer, wrapped in SAM (ASAM when `asam`) when `sam` is set."""
+    """The base optimizer, wrapped in SAM (ASAM when `asam`) when `sam` is set.
+
+    Norm scales, biases and scalars get no weight decay unless `decay_all`.
+    """
     builder = OPTIMIZERS.get(name)
     _check("lr", lr, lr > 0, "(0, inf)")
     _check("weight_decay", weight_decay, weight_decay >= 0, "[0, inf)")
@@ -82,7 +91,7 @@ def build_optimizer(
     options = dict(lr=lr, weight_decay=weight_decay, momentum=momentum, nesterov=nesterov)
     accepted = inspect.signature(builder).parameters
     cls, kwargs = builder(**{k: v for k, v in options.items() if k in accepted})
-    groups = decay_groups(params, weight_decay)
+    groups = decay_groups(params, weight_decay, decay_all=decay_all)
     if not groups:
         raise ConfigError("build_optimizer got no trainable parameters")
     if sam:

@@ -1,8 +1,11 @@
 """Model cost: ms per clip forward+backward for X3D, X3D+DAM and a full HDF step.
 
-Two ratios decide the goals (issue 2): X3D+DAM / X3D (goal <= 1.10) and a
-full HDF step (DAM + DSM + SAM: two forward/backward passes) / a plain AdamW
-step (goal <= 2.2). All variants are timed round-robin in one process.
+Three ratios decide the goals: X3D+DAM / X3D (goal <= 1.10), a full HDF step
+(DAM + DSM + SAM: two forward/backward passes) / a plain AdamW step (goal
+<= 2.2), and the HDF step with the gradient probe every `--diag-every` steps /
+without it (goal <= 1.05). The probe's ratio is the step time averaged over
+k steps, one of them probed: 1 + (probed - plain) / (k * plain), from a probed
+and a plain step timed alike. All variants are timed round-robin in one process.
 """
 from __future__ import annotations
 
@@ -13,11 +16,14 @@ import torch
 import torch.nn.functional as F
 
 from bench.cli import positive_int
+from bench.config import TrainConfig
 from bench.data.labels import NUM_CLASSES
 from bench.losses import build_loss
+from bench.losses.term_grads import GradientProbe
 from bench.models import build_model
-from bench.optim import SAM, bn_running_stats, build_optimizer
+from bench.optim import build_optimizer
 from bench.perf.timing import interleaved, median
+from bench.step import Stepper
 
 # preset -> (frames, crop, batch): the CPU preset at its training size, X3D-S at DFEW's.
 SHAPES = {"tiny": (8, 64, 8), "xs": (8, 112, 2), "s": (16, 112, 2), "m": (16, 224, 1)}
@@ -28,6 +34,9 @@ def add_arguments(ap: argparse.ArgumentParser) -> None:
     ap.add_argument("--repeats", type=int, default=5, help="timed rounds per variant")
     ap.add_argument("--threads", type=positive_int, default=None, help="torch threads (default: all cores)")
     ap.add_argument("--device", default="cpu")
+    ap.add_argument("--diag-every", type=int, default=TrainConfig.diag_every,
+                    help="gradient probe period k the probe's ratio is averaged over "
+                         "(default: train.diag_every's default)")
 
 
 def _variants(preset: str, t: int, s: int, b: int, device: torch.device) -> dict[str, Callable[[], None]]:
@@ -59,24 +68,21 @@ def _variants(preset: str, t: int, s: int, b: int, device: torch.device) -> dict
         base_opt.step()
         base_opt.zero_grad(set_to_none=True)
 
-    hdf_model = net(True)
-    hdf_opt = build_optimizer(hdf_model.parameters(), name="adamw", lr=1e-3, sam=True, rho=0.05)
-    dsm = build_loss("dsm", class_counts=counts).to(device)
-    state = {"g": None}
+    def hdf_step(probe: bool) -> Callable[[], None]:
+        model = net(True)
+        params = [p for p in model.parameters() if p.requires_grad]
+        stepper = Stepper(model=model, loss_fn=build_loss("dsm", class_counts=counts).to(device),
+                          optimizer=build_optimizer(params, name="adamw", lr=1e-3, sam=True,
+                                                    rho=0.05),
+                          params=params, probe=GradientProbe(1))
 
-    def hdf_step() -> None:
-        logits, z = hdf_model(x)
-        dsm(logits, z, y, grad_norm=state["g"]).total.backward()
-        assert isinstance(hdf_opt, SAM)
-        state["g"] = hdf_opt.first_step(zero_grad=True)
-        bn_running_stats(hdf_model, False)
-        logits, z = hdf_model(x)
-        dsm(logits, z, y, grad_norm=state["g"]).total.backward()
-        bn_running_stats(hdf_model, True)
-        hdf_opt.second_step(zero_grad=True)
+        def run() -> None:
+            stepper.step(x, y, probe=probe)
+        return run
 
     return {"x3d fwd+bwd": fwd_bwd(plain), "x3d+dam fwd+bwd": fwd_bwd(with_dam),
-            "adamw step (x3d, ce)": adamw_step, "hdf step (dam+dsm+sam)": hdf_step}
+            "adamw step (x3d, ce)": adamw_step, "hdf step (dam+dsm+sam)": hdf_step(False),
+            "hdf step, probed": hdf_step(True)}
 
 
 def run(args: argparse.Namespace) -> int:
@@ -103,4 +109,9 @@ def run(args: argparse.Namespace) -> int:
               f"{'met' if dam_ratio <= 1.10 else 'missed'})")
         print(f"  ratio HDF step / AdamW step {hdf_ratio:5.2f}x  (goal <= 2.20: "
               f"{'met' if hdf_ratio <= 2.20 else 'missed'})")
+        k = max(1, args.diag_every)
+        once = ms["hdf step, probed"] / ms["hdf step (dam+dsm+sam)"]
+        every = 1 + (once - 1) / k
+        print(f"  ratio HDF step with probe every {k} / without {every:5.3f}x  (one probed step "
+              f"{once:.2f}x; goal <= 1.05: {'met' if every <= 1.05 else 'missed'})")
     return 0

@@ -61,6 +61,13 @@ def _write_models(root: Path, rng: np.random.Generator, epochs: int, n_test: int
                      {"loss": 1.9 * math.exp(-epoch / 3) + 0.4 + rng.normal(0, 0.02),
                       "seconds": 14.0 + (6 if role == "hdf" else 0) + rng.normal(0, 0.5),
                       "clips_per_s": 40.0 - (10 if role == "hdf" else 0)}.items()]
+            if method == "hdf":  # what DSM did (fixed numbers: the rng stream stays as it was)
+                rows += [dict(fold=1, epoch=epoch, split="train", metric=m, value=v) for m, v in
+                         {"ce": 1.9 * math.exp(-epoch / 3) + 0.2, "dsc": 2.6, "ib": 0.35,
+                          "lambda_ce": 9.5, "lambda_sc": 0.004 + 0.001 * epoch,
+                          "g": 20.0 / epoch, "grad_share_ce": 0.99,
+                          "grad_share_dsc": 0.01 * epoch, "grad_share_ib": 3e-5,
+                          "pairs": 1.03}.items()]
             for split in ("val", "test"):
                 pred = _predict(rng, y, _class_acc(top * ramp, rare))
                 rows += [dict(fold=1, epoch=epoch, split=split, metric=m, value=v)

@@ -129,7 +129,7 @@ def model_metrics(rec: TrialRecord) -> pd.DataFrame:
         for col, v in r.items():
             if not isinstance(v, (int, float, np.number)) or isinstance(v, bool) or math.isnan(v):
                 continue
-            if col.startswith(("val_", "test_")):
+            if col.startswith(("val_", "test_", "train_")):  # train_loss -> (train, loss)
                 split, metric = col.split("_", 1)
             elif col in ("train_loss", "epoch_s", "clips_per_s", "lr"):
                 split, metric = "train", {"train_loss": "loss", "epoch_s": "seconds"}.get(col, col)

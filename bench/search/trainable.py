@@ -77,6 +77,10 @@ def trial_epochs(cfg: Config, study: Study, *, state: dict[str, Any] | None = No
                                   "train_loss": stats["loss"], "epoch_s": stats["seconds"],
                                   "clips_per_s": stats["clips_per_s"], "lr": stats["lr"],
                                   "pid": os.getpid()}
+        # the loss's parts and gradient probe (DSM: ce, dsc, ib, lambda_ce, lambda_sc, g,
+        # pairs, grad_share_*, grad_cos_*), as bench.train's metrics.csv has them
+        result.update({f"train_{k}": float(v) for k, v in stats.items()
+                       if k not in ("loss", "seconds", "clips_per_s", "lr")})
         if trainer.val_loader is not None:
             result.update(_scores("val_", trainer.evaluate(split="val").metrics))
         if trainer.epoch % cfg.train.eval_every == 0 or trainer.epoch == cfg.train.epochs:

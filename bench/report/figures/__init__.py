@@ -1,6 +1,6 @@
 """The figure registry: name -> FigureSpec (section, the tables it needs, how to draw it).
 
-The drawing functions in sweep.py / models.py / robustness.py are pure
+The drawing functions in sweep.py / models.py / dsm.py / robustness.py are pure
 (frames or a study in, a plotly Figure out). A FigureSpec only picks their
 inputs out of a `RunData`, so the page (and the browser test) can list which
 figures a run folder should produce.
@@ -14,6 +14,7 @@ import plotly.graph_objects as go
 
 from bench.registry import Registry
 from bench.report.figures import attribution as _attr
+from bench.report.figures import dsm as _dsm
 from bench.report.figures import models as _models
 from bench.report.figures import robustness as _rob
 from bench.report.figures import sweep as _sweep
@@ -107,6 +108,8 @@ _add("models.confusion", "models", ("confusion",),
                                           roles=_roles(d)))
 _add("models.training", "models", ("metrics",),
      lambda d: _models.training_curves(d.metrics, roles=_roles(d)))
+_add("models.dsm", "models", ("metrics",),
+     lambda d: _dsm.dsm_diagnostics(d.metrics, roles=_roles(d)))
 _add("robustness.heatmap", "robustness", ("results",), lambda d: _rob.shift_heatmaps(d.results))
 _add("robustness.degradation", "robustness", ("results",),
      lambda d: _rob.degradation_curves(d.results))
