@@ -105,6 +105,21 @@ def test_bad_input_is_one_line_and_writes_nothing(tmp_path, capsys, args, needle
     assert not any(tmp_path.iterdir())
 
 
+@pytest.mark.parametrize("option, needle", [
+    ("loss.scaling_grad: nope", "'scaling_grad' = 'nope' is unknown. Allowed: scaled, unscaled"),
+    ("loss.features: nope", "'features' = 'nope' is unknown. Allowed: pooled, projection"),
+    ("loss.tauu: 0.1", "Did you mean 'tau'"),
+])
+def test_a_factor_setting_out_of_its_list_is_one_line(tmp_path, capsys, option, needle):
+    study = tmp_path / "ab.yaml"
+    study.write_text("factors:\n  dam:\n  dsm:\n    set: {" + option + "}\n")
+    out = tmp_path / "runs"
+    assert _main(["--study", str(study), "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error:") and needle in err and err.count("\n") == 1, err
+    assert not out.exists()
+
+
 @pytest.mark.slow
 def test_a_tiny_ablation_runs_end_to_end(tmp_path):
     """The README's command on CI-sized data: 8 cells x 2 seeds, suite, effects, report."""

@@ -63,9 +63,16 @@ def _fixed_study(raw: Mapping[str, Any], keys: tuple[str, ...], *, name: str, so
     overrides = base.get("set") or {}
     if not isinstance(overrides, Mapping):
         raise ConfigError(f"{src}: base.set must be a mapping of dotted keys, got {overrides!r}")
+    from bench.engine import check_components
+
     for label, extra in check:  # every run's config must take the base settings
-        config_for(label.split(" ")[0], deep_merge(nested(dict(overrides)), nested(extra)),
-                   f"{src}: base.set ({label})")
+        where = f"{src}: base.set ({label})"
+        cfg = config_for(label.split(" ")[0], deep_merge(nested(dict(overrides)), nested(extra)),
+                         where)
+        try:
+            check_components(cfg)  # loss options too, before any data or Ray
+        except ConfigError as e:
+            raise ConfigError(f"{where}: {e}") from None
     seed_tuple = seed_list(seeds if seeds is not None else raw.get("seeds", [0, 1, 2]),
                            "--seeds" if seeds is not None else f"{src}: seeds")
     res = _section(raw, "resources", ("cpu", "gpu"), src)
