@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -489,3 +490,29 @@ def test_replaying_seeds_in_parallel_gives_the_serial_counts():
 
     serial, parallel = per_seed(_replay(*args)), per_seed(_replay(*args, "--jobs", "2"))
     assert len(serial) == 4 and serial == parallel
+
+
+# Replay printouts pinned on the shipped grids: the study's numbers must not move when its code
+# does. (name, grid, extra flags); the pinned text is tests/pins/replay-NAME.txt.
+PINNED = [
+    ("adamw", "adamw-h200", []),
+    ("dsm", "dsm-h200", []),
+    ("adamw-holdout", "adamw-h200", ["--holdout", "--tolerance", "0.01,0.05",
+                                     "--budgets", "30,90"]),
+    ("dsm-fresh", "dsm-h200", ["--draws", "fresh", "--tolerance", "0.01,0.05"]),
+]
+PINS = ROOT / "tests" / "pins"
+
+
+def replay_printout(grid: str, extra: list[str], capsys) -> str:
+    """What `replay --engine sim --seeds 0-3 --trials 30` prints on a shipped grid, each sweep's
+    wall time (the one thing that is not a function of the seeds) cut off."""
+    assert main(["replay", *_shipped_cli(grid), "--engine", "sim", "--seeds", "0-3",
+                 "--trials", "30", *extra]) == 0
+    out = capsys.readouterr().out
+    return "".join(re.sub(r" \(\d+ s\)$", "", ln) + "\n" for ln in out.splitlines())
+
+
+@pytest.mark.parametrize("name, grid, extra", PINNED, ids=[p[0] for p in PINNED])
+def test_a_replay_on_a_shipped_grid_prints_the_pinned_numbers(name, grid, extra, capsys):
+    assert replay_printout(grid, extra, capsys) == (PINS / f"replay-{name}.txt").read_text()
