@@ -14,12 +14,13 @@ import functools
 import signal
 import sys
 import threading
-from typing import Any, Callable, Iterator, NoReturn, TypeVar
+from types import ModuleType
+from typing import Any, Callable, Iterator, Mapping, NoReturn, TypeVar
 
 from bench.errors import BenchError, Terminated
 
 __all__ = ["run_main", "fail", "terminate_on_signals", "positive_int", "non_negative_int",
-           "keeps_stop_signals", "STOP_SIGNALS"]
+           "keeps_stop_signals", "STOP_SIGNALS", "subcommands_main"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -117,3 +118,16 @@ def run_main(main: Callable[[list[str] | None], int | None], argv: list[str] | N
         print("interrupted", file=sys.stderr)
         raise SystemExit(130) from None
     raise SystemExit(code or 0)
+
+
+def subcommands_main(prog: str, description: str, commands: Mapping[str, ModuleType],
+                     argv: list[str] | None) -> int:
+    """A CLI of subcommands, one module each: `add_arguments(parser)` and `run(args)`, its
+    docstring's first line the help line. One shape for every `python -m bench.X NAME`."""
+    ap = argparse.ArgumentParser(prog=prog, description=description)
+    sub = ap.add_subparsers(dest="command", required=True,
+                            metavar="{" + ",".join(commands) + "}")
+    for name, mod in commands.items():
+        mod.add_arguments(sub.add_parser(name, help=(mod.__doc__ or "").split("\n")[0]))
+    args = ap.parse_args(argv)
+    return commands[args.command].run(args)

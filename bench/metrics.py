@@ -1,4 +1,4 @@
-"""Classification metrics of the DFER literature (HDF_SPEC.md section 6).
+"""Classification metrics of the DFER literature (docs/method.md).
 
 WAR is plain accuracy; UAR is the mean recall over the classes present in the
 ground truth (a class with no test clip has no recall, so it cannot count as

@@ -25,7 +25,9 @@ from bench.runs import atomic_write_text
 __all__ = ["STUDY", "ENV", "JOURNAL", "TRIALS", "TRIALS_CSV", "CONFIRM", "EFFECTS", "MODELS",
            "MODELS_DIR",
            "SUMMARY", "ROBUSTNESS", "REPORT", "TUNE", "write_summary", "read_summary",
-           "MARKERS", "TRAIN_FILES", "is_run_folder", "is_train_run"]
+           "MARKERS", "TRAIN_FILES", "is_run_folder", "is_train_run", "RESULTS", "RESULTS_CSV",
+           "PREDICTIONS", "SCORES", "GAIN", "SUITE", "VERDICT", "CHECKPOINT", "MODEL_CONFIG",
+           "MODEL_METRICS", "EFFECTS"]
 
 STUDY = "study.yaml"
 ENV = "env.json"
@@ -39,6 +41,15 @@ MODELS_DIR = "models"
 SUMMARY = "summary.json"
 ROBUSTNESS = "robustness"
 REPORT = "report.html"
+# inside ROBUSTNESS/ (robustness.pipeline writes them, the report reads them)
+RESULTS, RESULTS_CSV = "results.parquet", "results.csv"
+PREDICTIONS = "predictions.parquet"
+SCORES = "scores.csv"
+GAIN = "gain.csv"
+SUITE = "suite.json"
+VERDICT = "verdict.json"
+# inside MODELS_DIR/<name>/
+CHECKPOINT, MODEL_CONFIG, MODEL_METRICS = "checkpoint.pt", "config.yaml", "metrics.csv"
 TUNE = "tune"
 # What the run writers leave in a folder: bench.tune's and bench.compare's files, a models/
 # folder of per-model folders, the suite's robustness/ folder, or bench.train's config.yaml

@@ -18,6 +18,7 @@ import pandas as pd
 import torch
 
 from bench.engine import resolve_device
+from bench.runfolder import GAIN, PREDICTIONS, RESULTS, RESULTS_CSV, SCORES
 from robustness import runs
 from robustness.array import run_on_launcher
 from robustness.imbalance import RATIOS
@@ -56,9 +57,8 @@ class SuiteOutput:
 
     def tables(self) -> dict[str, pd.DataFrame]:
         """File name -> table, as RUN_DIR/robustness/ holds them."""
-        return {"results.parquet": self.suite.results, "results.csv": self.suite.results,
-                "predictions.parquet": self.suite.predictions, "scores.csv": self.scores,
-                "gain.csv": self.gain}
+        return {RESULTS: self.suite.results, RESULTS_CSV: self.suite.results,
+                PREDICTIONS: self.suite.predictions, SCORES: self.scores, GAIN: self.gain}
 
 
 def stress_test(run_dir: str | Path, opts: SuiteOptions, *, progress: Callable | None = None,

@@ -27,13 +27,14 @@ from bench.engine import build_split
 from bench.errors import ConfigError, DataError, UnknownNameError
 from bench.evaluate import load_model
 from bench.paths import inside
+from bench.runfolder import SUITE, SUMMARY, VERDICT
 from bench.runs import atomic_write_text, load_checkpoint, write_table
 
 __all__ = ["ModelEntry", "read_manifest", "load_models", "test_set", "pick_baseline",
            "write_outputs", "prior_spread", "ROLES", "VERDICT_FILE"]
 
 ROLES = ("hdf", "baseline")
-VERDICT_FILE = "verdict.json"
+VERDICT_FILE = VERDICT
 
 
 @dataclass(frozen=True)
@@ -133,12 +134,12 @@ def prior_spread(run_dir: str | Path) -> dict[str, Any] | None:
     verdict.json was computed over >= 2 training seeds. None when there is none.
     """
     run = Path(run_dir).resolve()
-    key = (_json(run / "summary.json") or {}).get("study_key")
+    key = (_json(run / SUMMARY) or {}).get("study_key")
     if not key:
         return None
     found = []
     for other in run.parent.iterdir():
-        if other == run or (_json(other / "summary.json") or {}).get("study_key") != key:
+        if other == run or (_json(other / SUMMARY) or {}).get("study_key") != key:
             continue
         path = other / "robustness" / VERDICT_FILE
         for v in _json(path) or []:
@@ -162,7 +163,7 @@ def write_outputs(run_dir: str | Path, tables: dict[str, pd.DataFrame], info: di
     try:
         for fname, df in tables.items():
             write_table(tmp / fname, df)
-        atomic_write_text(tmp / "suite.json", json.dumps(info, indent=2, default=str) + "\n")
+        atomic_write_text(tmp / SUITE, json.dumps(info, indent=2, default=str) + "\n")
         if verdicts is not None:
             atomic_write_text(tmp / VERDICT_FILE, json.dumps(verdicts, indent=2) + "\n")
         old = run / f".robustness.old-{os.getpid()}"

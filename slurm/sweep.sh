@@ -2,7 +2,7 @@
 # A hyperparameter sweep on a SLURM allocation: Ray head on the first node,
 # Ray workers on the others, `python -m bench.tune` driving it.
 #
-#   sbatch slurm/sweep.sh --space configs/smoke.yaml --out runs --name smoke
+#   sbatch slurm/sweep.sh --space search_spaces/smoke.yaml --out runs --name smoke
 #   sbatch --nodes=4 --gpus-per-node=4 --cpus-per-task=32 --time=1-00:00:00 slurm/sweep.sh --space ... --name big
 #
 # Arguments go to `python -m bench.tune` unchanged (plus --address). Resources

@@ -125,3 +125,19 @@ def test_one_seed_is_never_better_and_quotes_an_earlier_spread():
     assert "50 test clips only: one training seed" in v.sentence
     assert "in earlier (3 seeds): h 0.110, b 0.012" in v.sentence
     assert seed_spreads({"h": 0.5}, {})["h"] != seed_spreads({"h": 0.5}, {})["h"]  # nan: 1 seed
+
+
+def test_gain_against_budget_table_and_figure():
+    from bench.report.budget import budget_figure, budget_table
+
+    def v(war: float) -> dict:
+        return {"candidate": "hdf", "baseline": "x3d_ce", "war": war, "war_low": war - 0.05,
+                "war_high": war + 0.05, "uar": war / 2, "uar_low": war / 2 - 0.05,
+                "uar_high": war / 2 + 0.05, "training_seeds": 3}
+
+    table = budget_table([("c16", 16, [v(-0.02)]), ("c8", 8, [v(-0.10)]), ("c32", 32, [v(0.01)])])
+    war = table[table.metric == "war"]
+    assert war.epochs.tolist() == [8, 16, 32] and war.estimate.tolist() == [-0.10, -0.02, 0.01]
+    fig = budget_figure(table)
+    assert len(fig.data) == 2 and list(fig.data[0].y) == pytest.approx([-10, -2, 1])
+    assert list(fig.data[0].error_y.array) == pytest.approx([5, 5, 5])

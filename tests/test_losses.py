@@ -21,7 +21,7 @@ COUNTS = [8, 5, 2]
 
 
 # ---------------------------------------------------------------- references
-# Written from HDF_SPEC.md s.3 with plain loops; Decimal keeps exp(s / tau) and
+# Written from the DSM definition (docs/method.md) with plain loops; Decimal keeps exp(s / tau) and
 # the tiny robust weights exact enough without any log-space trick.
 
 def _ref_dsc(z: np.ndarray, y: list[int], tau: float, eta: float, variant: str) -> float:

@@ -1,4 +1,4 @@
-"""X3D + DAM: DAM against a literal reading of HDF_SPEC.md section 2, presets, per-stage switches."""
+"""X3D + DAM: DAM against a literal reading of its specification (docs/method.md), presets, per-stage switches."""
 from __future__ import annotations
 
 import inspect

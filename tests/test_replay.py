@@ -1,8 +1,9 @@
-"""bench.perf replay: the grid (cells, snapping, scores), the counts, and a real end-to-end run."""
+"""bench.hpo replay: the grid (cells, snapping, scores), the counts, and a real end-to-end run."""
 from __future__ import annotations
 
 import math
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -11,11 +12,11 @@ import pandas as pd
 import pytest
 
 from bench.cli import run_main
-from bench.perf.__main__ import main
-from bench.perf.grid import Grid, cell_scores, cell_values, grid_runs, make_grid
-from bench.perf.reach import (epochs_to_found, epochs_to_returned, finishes, regret_at,
-                              spread_lines, summary_lines)
-from bench.perf.replay import seed_list
+from bench.hpo.__main__ import main
+from bench.hpo.grid import Grid, cell_scores, cell_values, grid_runs, make_grid
+from bench.hpo.reach import (epochs_to_found, epochs_to_returned, finishes, regret_at,
+                             spread_lines, summary_lines)
+from bench.hpo.flags import seed_list
 from bench.search.spaces import load_study
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -151,7 +152,7 @@ def test_each_sweep_is_judged_by_its_own_scores():
 
 
 def test_holdout_replays_the_other_seeds_and_scores_by_the_held_out_one():
-    from bench.perf.replay import judging
+    from bench.hpo.replay import judging
 
     curves = pd.DataFrame(
         [(c, s, e, v) for c, runs in {"a": [(0.2, 0.6), (0.3, 0.4)], "b": [(0.1, 0.5),
@@ -172,7 +173,7 @@ def test_holdout_replays_the_other_seeds_and_scores_by_the_held_out_one():
 def test_a_held_out_sweep_replays_only_the_seeds_it_does_not_hold_out(seed):
     """On a shipped grid: searcher seed k holds out training seed k mod 2, so every trial that
     finishes shows the other seed's final value of its cell."""
-    from bench.perf.replay import judging, seed_sweeps
+    from bench.hpo.replay import judging, seed_sweeps
 
     raw, study, grid, _, args = _shipped("--engine", "sim", "--trials", "16",
                                          name="dsm-h200")
@@ -201,7 +202,7 @@ def _hash(i: int) -> int:
 def test_a_fresh_draw_has_its_cells_mean_seed_noise_and_run_shape():
     """--draws fresh: a new run of the cell, centred on its mean, as noisy as its seeds and
     shaped over the epochs like a stored run's deviation; never a value outside [0, 1]."""
-    from bench.perf.replay import fresh_draw
+    from bench.hpo.draws import fresh_draw
 
     runs = [[0.20, 0.40, 0.50], [0.20, 0.30, 0.40]]  # mean 0.2, 0.35, 0.45; std 0, .071, .071
     draws = pd.DataFrame([fresh_draw(runs, _hash(i)) for i in range(4000)])
@@ -217,7 +218,7 @@ def test_a_fresh_draw_has_its_cells_mean_seed_noise_and_run_shape():
 
 @pytest.mark.parametrize("draws", ["runs", "fresh"])
 def test_fresh_draws_give_each_trial_its_own_run_stored_draws_replay_the_grids(draws):
-    from bench.perf.replay import replay_sweep
+    from bench.hpo.engines import replay_sweep
 
     raw, study, grid, curves, args = _shipped("--engine", "sim", "--trials", "40",
                                               "--draws", draws, name="dsm-h200")
@@ -269,7 +270,7 @@ def test_seed_lists_take_ranges():
     (["--holdout", "--train-seeds", "0"], "--holdout needs 2 or more --train-seeds (got '0')"),
     (["--holdout", "--draws", "fresh"], "--holdout and --draws fresh: give one"),
 ])
-def test_perf_replay_user_errors_are_one_line(args, message, tmp_path, capsys):
+def test_replay_user_errors_are_one_line(args, message, tmp_path, capsys):
     with pytest.raises(SystemExit) as e:
         run_main(main, ["replay", "--grid", str(tmp_path / "g"), *args])
     err = capsys.readouterr().err
@@ -278,12 +279,12 @@ def test_perf_replay_user_errors_are_one_line(args, message, tmp_path, capsys):
 
 
 def _replay(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "bench.perf", "replay", *args],
+    return subprocess.run([sys.executable, "-m", "bench.hpo", "replay", *args],
                           capture_output=True, text=True, cwd=ROOT, timeout=900, env=env)
 
 
 @pytest.mark.slow
-def test_perf_replay_trains_a_grid_once_and_replays_real_sweeps_on_it(tmp_path):
+def test_replay_trains_a_grid_once_and_replays_real_sweeps_on_it(tmp_path):
     grid = ["--grid", str(tmp_path / "g"), "--space", "search_spaces/smoke.yaml",
             "--cells", "loss.tau=1", "--fix", "optim.rho=0.05", "--train-seeds", "0,1"]
     p = _replay(*grid, "--seeds", "0", "--trials", "3", "--epoch-s", "0")
@@ -349,12 +350,13 @@ def test_a_grid_trained_in_local_processes_needs_no_ray_matches_tune_and_resumes
     pd.testing.assert_frame_equal(curves(local), first)
 
 
-GRIDS = ROOT / "search_spaces" / "grids"
-# Every shipped grid: the replay flags that describe it, its cells and the README's target.
+GRIDS = ROOT / "results" / "grids"
+# Every shipped grid: the replay flags that describe it, its cells and its best cell's mean
+# (results/search-efficiency.md).
 SHIPPED = {
     "adamw-h200": (["--cells", "optim.lr=8", "--cells", "optim.weight_decay=3",
                     "--cells", "model.dropout=2"], 96, 0.751),
-    "dsm-h200": (["--space", str(ROOT / "search_spaces" / "grids" / "dsm-h200" / "space.yaml"),
+    "dsm-h200": (["--space", str(GRIDS / "dsm-h200" / "space.yaml"),
                   *[a for k in ("tau", "eta", "ib_weight", "alpha", "beta")
                     for a in ("--cells", f"loss.{k}=2")],
                   "--fix", "loss.dsc_variant=figure"], 64, 0.462),
@@ -370,7 +372,7 @@ def _shipped_args(*extra: str, name: str = "adamw-h200"):
     """The replay CLI's arguments for a shipped grid, plus `extra`."""
     import argparse
 
-    from bench.perf import replay
+    from bench.hpo import replay
 
     ap = argparse.ArgumentParser()
     replay.add_arguments(ap)
@@ -383,18 +385,18 @@ def test_every_shipped_grid_is_listed_here():
 
 @pytest.mark.parametrize("name", sorted(SHIPPED))
 def test_a_shipped_grid_is_still_the_grid_of_its_space_and_complete(name):
-    """The README's replay numbers come from these grids: a change to a space must show here."""
-    from bench.perf import replay
+    """The study's replay numbers come from these grids: a change to a space must show here."""
+    from bench.hpo.grid_folder import open_grid
 
     args = _shipped_args(name=name)
-    _, study, grid, seeds = replay.open_grid(args, GRIDS / name)  # refuses another grid
+    _, study, grid, seeds = open_grid(args, GRIDS / name)  # refuses another grid
     curves = pd.read_csv(GRIDS / name / "curves.csv")
     scores = cell_scores(curves, study.epochs, seeds)
     n_cells, target = SHIPPED[name][1:]
     assert len(grid.cells()) == n_cells and len(scores) == n_cells
     assert scores["mean"].notna().all() and len(seeds) >= 2
     assert set(scores.index) == {grid.snap(c) for c in grid.cells()}
-    assert scores["mean"].max() == pytest.approx(target, abs=5e-4)  # the README's target
+    assert scores["mean"].max() == pytest.approx(target, abs=5e-4)  # the write-up's target
 
 
 @pytest.mark.parametrize("name, early", [
@@ -411,11 +413,12 @@ def test_a_grid_says_how_well_early_epochs_rank_its_runs(name, early, capsys):
 
 def _shipped(*extra: str, name: str = "adamw-h200"):
     """(raw, study, grid, curves by cell, args) of a shipped grid, parsed as the CLI does."""
-    from bench.perf import replay
+    from bench.hpo.grid_folder import open_grid
+    from bench.hpo.replay import curves_by_cell
 
     args = _shipped_args(*extra, name=name)
-    raw, study, grid, _ = replay.open_grid(args, GRIDS / name)
-    curves = replay._curves_by_cell(pd.read_csv(GRIDS / name / "curves.csv"))
+    raw, study, grid, _ = open_grid(args, GRIDS / name)
+    curves = curves_by_cell(pd.read_csv(GRIDS / name / "curves.csv"))
     return raw, study, grid, curves, args
 
 
@@ -430,7 +433,7 @@ def _by_trial_order(reports: pd.DataFrame) -> pd.DataFrame:
 @pytest.mark.parametrize("sampler, scheduler", [("tpe", "asha"), ("random", "fifo")])
 def test_a_simulated_sweep_is_a_function_of_its_seed_and_keeps_the_sweep_rules(
         sampler, scheduler, name):
-    from bench.perf.replay import replay_sweep
+    from bench.hpo.engines import replay_sweep
 
     raw, study, grid, curves, args = _shipped("--engine", "sim", "--trials", "30", name=name)
     a = replay_sweep(raw, grid, curves, sampler, scheduler, 5, args)
@@ -460,7 +463,7 @@ def test_one_trial_at_a_time_the_simulated_sweep_is_the_tune_sweep_report_for_re
     Tune's controller does: same suggestions, same ASHA stops, same values told to TPE."""
     import ray
 
-    from bench.perf.replay import replay_sweep
+    from bench.hpo.engines import replay_sweep
     from bench.search.run import init_ray
 
     init_ray(address=None, num_cpus=2, num_gpus=None)
@@ -489,3 +492,36 @@ def test_replaying_seeds_in_parallel_gives_the_serial_counts():
 
     serial, parallel = per_seed(_replay(*args)), per_seed(_replay(*args, "--jobs", "2"))
     assert len(serial) == 4 and serial == parallel
+
+
+# Replay printouts pinned on the shipped grids: the study's numbers must not move when its code
+# does. (name, grid, extra flags); the pinned text is tests/pins/replay-NAME.txt.
+PINNED = [
+    ("adamw", "adamw-h200", []),
+    ("dsm", "dsm-h200", []),
+    ("adamw-holdout", "adamw-h200", ["--holdout", "--tolerance", "0.01,0.05",
+                                     "--budgets", "30,90"]),
+    ("dsm-fresh", "dsm-h200", ["--draws", "fresh", "--tolerance", "0.01,0.05"]),
+]
+PINS = ROOT / "tests" / "pins"
+
+
+def replay_printout(grid: str, extra: list[str], capsys, cli=main) -> str:
+    """What `replay --engine sim --seeds 0-3 --trials 30` prints on a shipped grid, each sweep's
+    wall time (the one thing that is not a function of the seeds) cut off."""
+    assert cli(["replay", *_shipped_cli(grid), "--engine", "sim", "--seeds", "0-3",
+                 "--trials", "30", *extra]) == 0
+    out = capsys.readouterr().out
+    return "".join(re.sub(r" \(\d+ s\)$", "", ln) + "\n" for ln in out.splitlines())
+
+
+@pytest.mark.parametrize("name, grid, extra", PINNED, ids=[p[0] for p in PINNED])
+def test_a_replay_on_a_shipped_grid_prints_the_pinned_numbers(name, grid, extra, capsys):
+    assert replay_printout(grid, extra, capsys) == (PINS / f"replay-{name}.txt").read_text()
+
+
+def test_bench_perf_replay_is_an_alias_printing_the_same_numbers(capsys):
+    from bench.perf.__main__ import main as perf_main
+
+    out = replay_printout("adamw-h200", [], capsys, cli=perf_main)
+    assert out == (PINS / "replay-adamw.txt").read_text()

@@ -96,10 +96,10 @@ def _results() -> pd.DataFrame:
 
 
 def _gain() -> pd.DataFrame:
-    return pd.DataFrame([dict(model="hdf", baseline="base", metric="war", scope="clean", gain=0.09,
-                              ci_low=0.02, ci_high=0.16),
-                         dict(model="hdf", baseline="base", metric="war", scope="corrupted",
-                              gain=0.12, ci_low=-0.01, ci_high=0.2)])
+    return pd.DataFrame([dict(model="hdf", baseline="base", metric="war", condition="clean",
+                              estimate=0.09, ci_low=0.02, ci_high=0.16),
+                         dict(model="hdf", baseline="base", metric="war", condition="corrupted",
+                              estimate=0.12, ci_low=-0.01, ci_high=0.2)])
 
 
 def _imbalance() -> pd.DataFrame:
@@ -372,8 +372,8 @@ def test_robustness_suite_tables_load_as_written(tmp_path):
             for m in ("war", "uar", "recall_many", "recall_few")]
     pd.DataFrame(rows).to_parquet(rob / "results.parquet", index=False)
     data = load_run(tmp_path / "run")
-    assert data.gain is not None and data.gain.loc[0, "gain"] == 0.05
-    assert data.gain.loc[0, "scope"] == "clean"
+    assert data.gain is not None and data.gain.loc[0, "estimate"] == 0.05
+    assert data.gain.loc[0, "condition"] == "clean"
     assert set(data.imbalance.group) == {"all", "many", "few"}
     assert set(data.imbalance.ratio) == {10}
     assert set(data.results["shift"]) == {"clean"}

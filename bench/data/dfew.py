@@ -1,4 +1,4 @@
-"""DFEW reader: the 5-fold single-label protocol (HDF_SPEC section 7).
+"""DFEW reader: the 5-fold single-label protocol (docs/data.md).
 
     <root>/Clip/clip_224x224/<5-digit id>/<frames>.jpg
     <root>/EmoLabel_DataSplit/{train,test}(single-labeled)/set_{1..5}.csv

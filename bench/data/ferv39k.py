@@ -1,4 +1,4 @@
-"""FERV39k reader (HDF_SPEC section 7).
+"""FERV39k reader (docs/data.md).
 
     <root>/4_setups/All_scenes/{train,test}_All.csv   # "Crime/Angry/0063 Angry", no header
     <root>/2_ClipsforFaceCrop/<Scene>/<Emotion>/<NNNN>/*.jpg

@@ -1,4 +1,4 @@
-"""DAM: the Time-Frequency Distributional Attention Module of HDF (HDF_SPEC.md section 2).
+"""DAM: the Time-Frequency Distributional Attention Module of HDF (docs/method.md).
 
 HDF, "Learning from Heterogeneity: Generalizing Dynamic Facial Expression
 Recognition via Distributionally Robust Optimization", ACM MM 2025

@@ -2,7 +2,7 @@
 
 X3D: Feichtenhofer, "X3D: Expanding Architectures for Efficient Video
 Recognition", CVPR 2020; built with `pytorchvideo.models.x3d.create_x3d`.
-HDF (HDF_SPEC.md section 1) inserts DAM after every stage:
+HDF (docs/method.md) inserts DAM after every stage:
 
     clip (B, 3, T, H, W) -> stem -> [stage_i -> DAM_i] x 4 -> ProjectedPool
         -> global avg -> z (B, D) -> dropout -> Linear -> logits (B, num_classes)

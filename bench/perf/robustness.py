@@ -1,6 +1,6 @@
 """Robustness suite cost: corruption time / model time in one run, and the default suite's wall time.
 
-Goal (issue 4): corrupting a clip costs <= 25 % of running the models on it,
+Goal: corrupting a clip costs <= 25 % of running the models on it,
 and the whole default suite (data + models + every default shift, severities
 1,3,5, scores and bootstrap) takes <= 3 minutes on 2 cores for 3-4 tiny models
 on the default synthetic test split (318 clips, 8x64x64). Weights are untrained:

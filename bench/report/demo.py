@@ -133,8 +133,8 @@ def _write_robustness(root: Path, rng: np.random.Generator, n_clips: int, seeds:
             a = p0[mask & (p0.model == "hdf-best")].ok.to_numpy()
             b = p0[mask & (p0.model == base)].ok.to_numpy()
             g, lo, hi = _bootstrap(a, b, rng)
-            gains.append(dict(model="hdf-best", baseline=base, metric="war", scope=scope, gain=g,
-                              ci_low=lo, ci_high=hi))
+            gains.append(dict(model="hdf-best", baseline=base, metric="war", condition=scope,
+                              estimate=g, ci_low=lo, ci_high=hi))
     write_table(rob / "gain.csv", pd.DataFrame(gains))
     war = res_df[res_df.metric == "war"]
     clean = war[war["shift"] == "clean"].groupby("model").value.mean()

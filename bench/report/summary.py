@@ -141,15 +141,15 @@ def _ci(gain: pd.DataFrame | None, model: str, baseline: str, metric: str,
     if gain is None:
         return ""
     g = gain[(gain["model"] == model) & (gain["baseline"] == baseline) & (gain["metric"] == metric)]
-    if "scope" in g.columns:
-        g = g[g["scope"] == scope]
+    if "condition" in g.columns:
+        g = g[g["condition"] == scope]
     if g.empty:
         return ""
     if "training_seeds" in g.columns:  # the row over every seed, when there is one
         g = g.sort_values("training_seeds", ascending=False)
     r = next(g.itertuples())
     covers = f" over {r.covers}" if hasattr(r, "covers") else ""
-    return f"; paired gain {_pts(r.gain)}, {_ci_text(r)}{covers}"
+    return f"; paired gain {_pts(r.estimate)}, {_ci_text(r)}{covers}"
 
 
 def model_findings(data: RunData) -> list[str]:
@@ -207,10 +207,10 @@ def robustness_findings(data: RunData, metric: str = "war") -> list[str]:
                     out.append(f"{m} suffers most from {drop.idxmin()} (at the highest severity "
                                f"{_pts(drop.min())} from clean).")
     if data.gain is not None:
-        g = data.gain if "scope" in data.gain.columns else data.gain.assign(scope="all")
+        g = data.gain if "condition" in data.gain.columns else data.gain.assign(condition="all")
         if "training_seeds" not in g.columns:
             g = g.assign(training_seeds=1)
-        g = g[g["scope"].isin(["clean", "corrupted", "all"])]
+        g = g[g["condition"].isin(["clean", "corrupted", "all"])]
         if (g["training_seeds"] > 1).any():  # the per-seed rows are in gain.csv and the figure
             g = g[g["training_seeds"] > 1]
         keys = ["training_seeds", "model", "baseline", "metric"]
@@ -218,7 +218,7 @@ def robustness_findings(data: RunData, metric: str = "war") -> list[str]:
                                                             kind="stable").groupby(keys, sort=False):
             over = f"over {n} training seeds x test clips" if n > 1 else \
                 "one training seed, over test clips only"
-            parts = "; ".join(f"{r.scope} {_pts(r.gain)} ({_ci_text(r)})"
+            parts = "; ".join(f"{r.condition} {_pts(r.estimate)} ({_ci_text(r)})"
                               for r in rows.itertuples())
             out.append(f"Gain of {model} over {base} in {metric.upper()} ({over}): {parts}.")
     imb = data.imbalance

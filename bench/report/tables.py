@@ -18,6 +18,7 @@ import yaml
 
 from bench.errors import ConfigError, DataError
 from bench.paths import inside
+from bench import runfolder as rf
 from bench.runfolder import MARKERS, TRAIN_FILES, is_run_folder, is_train_run
 
 __all__ = ["RunData", "load_run", "is_run_folder", "COLUMNS", "IMBALANCE_SHIFT", "SOURCE_SHIFTS",
@@ -30,7 +31,7 @@ COLUMNS: dict[str, tuple[str, ...]] = {
     "metrics": ("model", "role", "fold", "epoch", "split", "metric", "value"),
     "confusion": ("model", "true", "pred", "count"),
     "results": ("model", "role", "shift", "severity", "seed", "metric", "value"),
-    "gain": ("model", "baseline", "metric", "gain", "ci_low", "ci_high"),
+    "gain": ("model", "baseline", "condition", "metric", "estimate", "ci_low", "ci_high"),
     "scores": ("model",),
     "imbalance": ("model", "role", "ratio", "group", "value"),
     "sources": ("model", "role", "split", "metric", "value"),
@@ -96,9 +97,6 @@ def _table(data: RunData, kind: str, *names: str) -> pd.DataFrame | None:
     except Exception as e:  # pyarrow / pandas raise many kinds for a bad file
         data.notes.append(f"{path.relative_to(data.root)}: unreadable ({str(e).splitlines()[0]})")
         return None
-    if kind == "gain" and "estimate" in df.columns and "gain" not in df.columns:
-        # robustness/gain.csv as the suite writes it: estimate, condition (clean/corrupted/shift)
-        df = df.rename(columns={"estimate": "gain", "condition": "scope"})
     return _checked(data, kind, df, str(path.relative_to(data.root)))
 
 
@@ -115,7 +113,7 @@ def _yaml_or_json(data: RunData, name: str) -> Any:
 
 
 def _load_study(data: RunData) -> Any:
-    path = data.root / "optuna.journal"
+    path = data.root / rf.JOURNAL
     if not path.is_file():
         return None
     import optuna
@@ -148,9 +146,9 @@ def _train_manifest(data: RunData) -> pd.DataFrame:
 
 def _manifest(data: RunData) -> pd.DataFrame | None:
     """models.yaml, or the folders under models/ when it is absent, or a bench.train run."""
-    listed = _yaml_or_json(data, "models.yaml")
+    listed = _yaml_or_json(data, rf.MODELS)
     if isinstance(listed, list) and listed:
-        return _checked(data, "models", pd.DataFrame(listed), "models.yaml")
+        return _checked(data, "models", pd.DataFrame(listed), rf.MODELS)
     folders = sorted(p for p in (data.root / "models").glob("*/") if p.is_dir())
     if not folders:
         return _train_manifest(data) if is_train_run(data.root) else None
@@ -223,38 +221,36 @@ def load_run(run_dir: str | Path) -> RunData:
                         f"models/, robustness/ or a bench.train run's "
                         f"{' and '.join(TRAIN_FILES)}")
     data = RunData(root=root, name=root.resolve().name)
-    data.study_spec = _yaml_or_json(data, "study.yaml")
-    data.env = _yaml_or_json(data, "env.json")
-    data.summary = _yaml_or_json(data, "summary.json")
+    data.study_spec = _yaml_or_json(data, rf.STUDY)
+    data.env = _yaml_or_json(data, rf.ENV)
+    data.summary = _yaml_or_json(data, rf.SUMMARY)
     data.study = _load_study(data)
-    data.trials = _table(data, "trials", "trials.parquet", "trials.csv")
-    data.confirm = _table(data, "confirm", "confirm.csv")
-    data.effects = _table(data, "effects", "effects.csv")
+    data.trials = _table(data, "trials", rf.TRIALS, rf.TRIALS_CSV)
+    data.confirm = _table(data, "confirm", rf.CONFIRM)
+    data.effects = _table(data, "effects", rf.EFFECTS)
     data.models = _manifest(data)
     if data.models is not None:
-        data.metrics = _per_model(data, "metrics", "metrics.csv")
+        data.metrics = _per_model(data, "metrics", rf.MODEL_METRICS)
         conf = _per_model(data, "confusion", "confusion.csv")
         if conf is not None and "checkpoint" in conf.columns:  # bench.train writes best and last
             conf = conf[conf["checkpoint"] == "last"]
         data.confusion = conf
-    rob = root / "robustness"
+    rob = root / rf.ROBUSTNESS
     data.has_robustness = rob.is_dir()
     if data.has_robustness:
-        data.gain = _table(data, "gain", "robustness/gain.csv")
-        verdicts = _yaml_or_json(data, "robustness/verdict.json")
+        r = f"{rf.ROBUSTNESS}/"
+        data.gain = _table(data, "gain", r + rf.GAIN)
+        verdicts = _yaml_or_json(data, r + rf.VERDICT)
         data.verdicts = verdicts if isinstance(verdicts, list) else None
-        data.scores = _table(data, "scores", "robustness/scores.csv")
-        data.imbalance = _table(data, "imbalance", "robustness/imbalance.csv")
-        data.sources = _table(data, "sources", "robustness/sources.csv")
-        results = _table(data, "results", "robustness/results.parquet", "robustness/results.csv")
+        data.scores = _table(data, "scores", r + rf.SCORES)
+        results = _table(data, "results", r + rf.RESULTS, r + rf.RESULTS_CSV)
         if results is not None:
-            _split_results(data, results)
-        if data.confusion is None and (rob / "predictions.parquet").is_file():
+            _split_results(data, results)  # long-tail and source rows -> their own frames
+        if data.confusion is None and (rob / rf.PREDICTIONS).is_file():
             try:
-                pred = pd.read_parquet(rob / "predictions.parquet",
+                pred = pd.read_parquet(rob / rf.PREDICTIONS,
                                        columns=["model", "shift", "y_true", "y_pred"])
                 data.confusion = _confusion_from_predictions(pred)
             except Exception as e:
-                data.notes.append(f"robustness/predictions.parquet: unreadable "
-                                  f"({str(e).splitlines()[0]})")
+                data.notes.append(f"{r}{rf.PREDICTIONS}: unreadable ({str(e).splitlines()[0]})")
     return data

@@ -26,7 +26,8 @@ from bench.search.trainable import (CELL_KEY, METHOD_KEY, RUN_KEY, SEED_KEY, TRI
 
 __all__ = ["init_ray", "run_phase", "SweepInterrupted", "widen", "check_resources", "records",
            "baseline_runs", "TrialRecord", "JOURNAL", "RUNGS", "phase_path",
-           "optuna_searcher", "asha_scheduler", "sweep_searcher", "sweep_scheduler"]
+           "optuna_searcher", "asha_scheduler", "sweep_searcher", "sweep_scheduler",
+           "sweep_tune_config"]
 
 JOURNAL = "optuna.journal"
 RUNGS = "rungs.json"  # the ordered halving's rung values, beside the sweep's Tune experiment
@@ -107,10 +108,12 @@ class _Progress:
                 if result.get("diverged"):
                     log(f"  {label(trial)} diverged: {result.get('reason')}")
                     return
-                test = "" if objective == "test_war" or "test_war" not in result else \
-                    f"test WAR {result['test_war']:.3f}  "
-                log(f"  {label(trial)} epoch {result.get('epoch')}/{epochs}  "
-                    f"{objective} {result.get(objective, float('nan')):.3f}  {test}"
+                scores = [(name, result[key]) for name, key in ((objective, objective),
+                                                                ("test WAR", "test_war"))
+                          if key in result and not (name == "test WAR" and key == objective)
+                          and result[key] == result[key]]  # nan: not scored this epoch
+                text = "".join(f"{name} {v:.3f}  " for name, v in scores)
+                log(f"  {label(trial)} epoch {result.get('epoch')}/{epochs}  {text}"
                     f"({result.get('epoch_s', 0):.0f}s)")
 
             def on_trial_error(self, iteration, trials, trial, **info):
@@ -155,7 +158,7 @@ def optuna_searcher(study: Study, storage_path: Path):
 
 
 def asha_scheduler(study: Study, epochs: int):
-    """Ray's ASHA (or FIFO): what `bench.perf replay` measures searchers with."""
+    """Ray's ASHA (or FIFO): what `bench.hpo replay --engine sim` measures searchers with."""
     from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
 
     if study.scheduler.name == "fifo" or epochs <= study.scheduler.grace_period:
@@ -189,6 +192,24 @@ def sweep_scheduler(study: Study, epochs: int, state_path: Path):
                           concurrency=study.concurrency, state_path=state_path)
 
 
+def sweep_tune_config(study: Study, run_dir: Path):
+    """The sweep phase's TuneConfig: `study.trials` trials from the ordered searcher, stopped by
+    the ordered halving, `study.concurrency` at a time. Public so that a replayed sweep
+    (`bench.hpo replay --engine tune`) runs under the very rules a real one does."""
+    from ray import tune
+
+    return tune.TuneConfig(
+        search_alg=sweep_searcher(study, run_dir / JOURNAL),
+        scheduler=sweep_scheduler(study, study.epochs, phase_path(run_dir, "sweep") / RUNGS),
+        num_samples=study.trials, max_concurrent_trials=study.concurrency, reuse_actors=True)
+
+
+def _runs_label(phase: str) -> str:
+    """What the progress lines call a run of a fixed list that has no method or trial: the
+    best configuration at its extra seeds in "baselines", else a run of the phase."""
+    return "best config" if phase == "baselines" else f"{phase} run"
+
+
 def _trainable(study: Study):
     from ray import tune
 
@@ -198,14 +219,12 @@ def _trainable(study: Study):
 
 
 def run_phase(study: Study, run_dir: Path, phase: str, *, log: Log,
-              runs: list[dict[str, Any]] | None = None, trainable: Any = None,
-              label: str = "best config"):
+              runs: list[dict[str, Any]] | None = None):
     """Run (or restore and finish) one Tune experiment; returns its ResultGrid.
 
-    phase "sweep": `study.trials` trials from the searcher. phase "baselines":
-    one trial per entry of `runs` ({"__method", "__seed", searched values}), FIFO.
-    `trainable`: instead of training (`bench.perf replay` replays stored curves);
-    `label`: what the progress lines call a run of `runs` without a method.
+    phase "sweep": `study.trials` trials from the searcher. Any other phase
+    ("baselines", "confirm", ...): one trial per entry of `runs` ({"__method",
+    "__seed", searched values}), FIFO.
     """
     from ray import tune
 
@@ -219,16 +238,12 @@ def run_phase(study: Study, run_dir: Path, phase: str, *, log: Log,
         name=phase, storage_path=str(run_dir / "tune"), verbose=0,
         failure_config=tune.FailureConfig(max_failures=study.max_failures),
         checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
-        callbacks=[_Progress(log, epochs, objective, label)])
-    trainable = trainable or _trainable(study)
+        callbacks=[_Progress(log, epochs, objective, _runs_label(phase))])
+    trainable = _trainable(study)
     # reuse_actors: one Ray worker (torch and the data code imported) serves trial after trial;
     # a fresh one costs seconds per trial (`python -m bench.perf tune`).
     if phase == "sweep":
-        tune_config = tune.TuneConfig(search_alg=sweep_searcher(study, run_dir / JOURNAL),
-                                      scheduler=sweep_scheduler(study, epochs, path / RUNGS),
-                                      num_samples=study.trials,
-                                      max_concurrent_trials=study.concurrency,
-                                      reuse_actors=True)
+        tune_config = sweep_tune_config(study, run_dir)
         param_space: dict[str, Any] = {}
     else:
         tune_config = tune.TuneConfig(num_samples=1, max_concurrent_trials=study.concurrency,

@@ -1,8 +1,8 @@
 """Robustness figures, from the tidy tables under robustness/.
 
 results:   model, role, shift, severity, seed, metric, value  (shift "clean" at severity 0)
-gain:      model, baseline, metric, gain, ci_low, ci_high [, scope]  (metric units, e.g. WAR
-           as a fraction; shown in points; scope e.g. "clean", "shifted", a shift name)
+gain:      model, baseline, condition (clean, corrupted, a shift), metric, estimate, ci_low,
+           ci_high [, training_seeds] (fractions, shown in points): robustness/gain.csv
 imbalance: model, role, ratio, group ("all"|"many"|"medium"|"few"), value [, seed]
            (value = UAR over the group's classes at that train imbalance ratio)
 sources:   model, role, split ("seen"|"unseen"), metric, value [, seed]
@@ -103,8 +103,9 @@ def degradation_curves(results: pd.DataFrame, metric: str = "war") -> go.Figure:
 
 def gain_bars(gain: pd.DataFrame, scale: float = 100.0) -> go.Figure:
     """Gain of each HDF model over each baseline with its confidence interval, in points."""
-    require_columns(gain, ("model", "baseline", "metric", "gain", "ci_low", "ci_high"), "gain")
-    g = gain.assign(scope=gain["scope"] if "scope" in gain.columns else "all")
+    require_columns(gain, ("model", "baseline", "condition", "metric", "estimate", "ci_low",
+                           "ci_high"), "gain")
+    g = gain
     if "training_seeds" not in g.columns:
         g = g.assign(training_seeds=1)
     metrics = list(dict.fromkeys(g["metric"]))
@@ -123,10 +124,10 @@ def gain_bars(gain: pd.DataFrame, scale: float = 100.0) -> go.Figure:
                   & (g["training_seeds"] == n)]
             if r.empty:
                 continue
-            y = r["gain"] * scale
+            y = r["estimate"] * scale
             name = label(a, b, n)
             fig.add_trace(go.Bar(
-                x=r["scope"], y=y, name=name, legendgroup=name, showlegend=j == 0,
+                x=r["condition"], y=y, name=name, legendgroup=name, showlegend=j == 0,
                 marker_color=colors[name],
                 error_y={"type": "data", "symmetric": False, "array": r["ci_high"] * scale - y,
                          "arrayminus": y - r["ci_low"] * scale},

@@ -11,7 +11,7 @@ cell and a noisy landscape, "found" is a lottery over one cell, while regret say
 how good what a user gets back is, which is what tuning is for.
 
 Every sweep is judged by its own cell scores (`scores[k]` for sweep k): the means
-over all training seeds, or, with `bench.perf replay --holdout`, the one seed the
+over all training seeds, or, with `bench.hpo replay --holdout`, the one seed the
 sweep did not replay, so that the luck of the runs a search saw does not also
 lift the score of what it returns.
 """
@@ -24,7 +24,7 @@ from typing import Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from bench.perf.search import median_bounds, median_text, ratio_ci, ratio_text
+from bench.hpo.stats import median_bounds, median_text, ratio_ci, ratio_text
 
 __all__ = ["Finish", "finishes", "near_cells", "epochs_to_found", "epochs_to_returned",
            "regret_at", "summary_lines", "spread_lines"]
@@ -153,7 +153,7 @@ def _regret_lines(done: dict[str, list[list[Finish]]], scores: Sequence[Mapping[
 def summary_lines(done: dict[str, list[list[Finish]]], spent: dict[str, list[int]],
                   scores: Sequence[Mapping[str, float]], tolerances: Sequence[float],
                   budgets: Sequence[int]) -> list[str]:
-    """What `bench.perf replay` prints after the sweeps: per tolerance the found and returned
+    """What `bench.hpo replay` prints after the sweeps: per tolerance the found and returned
     medians and ratios, then the regret at each budget. done[method][k]: sweep k's finishes,
     judged by scores[k] (the cells that have one)."""
     out: list[str] = []

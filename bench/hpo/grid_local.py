@@ -20,7 +20,7 @@ from typing import Any, Callable
 
 import pandas as pd
 
-from bench.perf.grid import Grid, run_cell
+from bench.hpo.grid import Grid, run_cell
 from bench.runs import atomic_write_text
 from bench.search.spaces import Study
 from bench.search.trainable import SEED_KEY, config_of_trial, trial_epochs

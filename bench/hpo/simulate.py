@@ -1,17 +1,17 @@
 """A replayed sweep on a virtual clock: Tune's own searcher and scheduler, no Ray runtime.
 
-`bench.perf replay --engine tune` runs each replayed sweep as a real Tune
+`bench.hpo replay --engine tune` runs each replayed sweep as a real Tune
 experiment whose trials sleep a little per epoch; which trial reports first
 then depends on timing, so a TPE + ASHA sweep gives a different count each
-time it is run (the same seed found the best cell at 114, then at 383), and
+time it is run (one seed found the best cell at 114, then at 383), and
 30 seeds take half an hour. Here the same objects decide, in the order Tune's
-controller calls them (tune_controller.py): the sweep's OptunaSearch (its
+controller (ray.tune's TuneController) calls them: the sweep's OptunaSearch (its
 sampler, seed and journal) behind a ConcurrencyLimiter, and its ASHA or FIFO
 scheduler. Every trial-epoch lasts one tick; `concurrency` trials run at once;
 a trial that stops frees its slot for the next suggestion at once; reports
 that fall on the same tick go in trial order. So a seed's count is a
-function of the seed (in one environment: the same seeds gave other TPE sweeps
-with another venv and machine), a sweep takes seconds, and many seeds fit in a session.
+function of the seed (in one environment: the same seeds can give other TPE sweeps
+with another venv and machine), a sweep takes seconds, and a thousand seeds take minutes.
 What it leaves out is Tune's timing: start-up costs and uneven epochs.
 """
 from __future__ import annotations

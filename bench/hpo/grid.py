@@ -5,7 +5,7 @@ takes many sweeps per method, and on 2 CPUs a real sweep of a learning study
 takes half an hour. So (as HPO benchmarks such as HPOBench and LCBench do) the
 learning curves are measured once, on a grid: each searched key is cut into
 cells of equal width (log width for log-uniform keys), every cell is trained at
-every training seed, and `bench.perf replay` then runs real Tune + Optuna +
+every training seed, and `bench.hpo replay` then runs real Tune + Optuna +
 ASHA sweeps whose trials replay the curve of the cell they fall in. What a
 cell scores is its mean over the seeds; the seeds' spread is the noise a
 search has to see through.
@@ -21,7 +21,7 @@ from typing import Any, Mapping
 import pandas as pd
 
 from bench.errors import ConfigError
-from bench.perf.best_known import config_key
+from bench.hpo.best_known import config_key
 from bench.search.spaces import Param, Study, decode_params
 from bench.search.trainable import RUN_KEY, SEED_KEY
 

@@ -1,4 +1,4 @@
-"""What the best known configuration scores: the target of `bench.perf search`.
+"""What the best known configuration scores: the target of `bench.hpo search`.
 
 The best single report of a hundred noisy trials overstates what its
 configuration scores (the winner's curse: on ~180 validation clips one clip is

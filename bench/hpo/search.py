@@ -5,7 +5,7 @@ learn on 2 CPUs, so there is a best worth finding; CLI overrides apply) as
 real sweeps, Optuna TPE + ASHA against random search + FIFO, for several
 seeds, all in one process and one Ray instance. "Best known": the top
 `--confirm` configurations of all runs are trained again at `--confirm-seeds`
-and the best mean of those fresh runs is the target (bench/perf/best_known.py
+and the best mean of those fresh runs is the target (bench/hpo/best_known.py
 says why; `--confirm 0`: the best single report; or `--target`). For each
 run, trial-epochs are counted in the order Tune received the reports (all
 trials, early-stopped ones included) until the first report within
@@ -17,15 +17,13 @@ values: what a sensible ASHA grace period is on this study.
 With `--keep DIR` finished sweeps are kept and read again by a later call with
 the same study (so a second ASHA setting reruns only the ASHA sweeps). Too few
 real sweeps fit on 2 CPUs to settle the ratio under training-seed noise;
-`bench.perf replay` runs many replayed ones on a measured grid instead.
+`bench.hpo replay` runs many replayed ones on a measured grid instead.
 """
 from __future__ import annotations
 
 import argparse
 import json
-import math
 import shutil
-import statistics
 import tempfile
 import time
 from pathlib import Path
@@ -36,17 +34,17 @@ import yaml
 
 from bench.config import read_yaml
 from bench.errors import ConfigError
-from bench.perf.best_known import (
+from bench.hpo.best_known import (
     best_mean, config_key, confirm_runs, final_values, run_confirm, seed_noise, top_configs)
+from bench.hpo.flags import DEFAULT_SPACE, number_list
+from bench.hpo.methods import METHODS, with_method
+from bench.hpo.stats import median_bounds, median_text, rank_agreement, ratio_text
 from bench.runs import atomic_write_text
 from bench.search.spaces import decode_params, study_from_dict, with_base_sets
 
-ROOT = Path(__file__).resolve().parents[2]
-METHODS = {"tpe+asha": ("tpe", "asha"), "random+fifo": ("random", "fifo")}
-
 
 def add_arguments(ap: argparse.ArgumentParser) -> None:
-    ap.add_argument("--space", default=str(ROOT / "search_spaces" / "adamw.yaml"))
+    ap.add_argument("--space", default=str(DEFAULT_SPACE))
     ap.add_argument("--trials", type=int, help="trials per sweep (default: the study's)")
     ap.add_argument("--seeds", default="0,1,2", help="searcher seeds (median over them)")
     ap.add_argument("--tolerance", type=float, default=0.01, help="WAR points / 100")
@@ -64,20 +62,6 @@ def add_arguments(ap: argparse.ArgumentParser) -> None:
     ap.add_argument("--grace-period", type=int, help="ASHA's grace period (default: the space's)")
     ap.add_argument("--keep", metavar="DIR", help="keep the sweeps' run folders here and reuse "
                     "finished ones (default: a temporary folder, removed)")
-
-
-def with_method(raw: dict, sampler: str, scheduler: str, seed: int, *,
-                startup_trials: int | None, grace_period: int | None) -> dict:
-    """A copy of a raw study searched by one method (of METHODS) at one searcher seed."""
-    raw = dict(raw, search={**(raw.get("search") or {}), "sampler": sampler, "seed": seed})
-    if startup_trials is not None:
-        raw["search"]["startup_trials"] = startup_trials
-    raw["scheduler"] = {**(raw.get("scheduler") or {}), "name": scheduler}
-    if scheduler == "fifo":  # FIFO has no grace period: equal studies whatever ASHA's is
-        raw["scheduler"] = {"name": "fifo"}
-    elif grace_period is not None:
-        raw["scheduler"]["grace_period"] = grace_period
-    return raw
 
 
 def _study_raw(args: argparse.Namespace, sampler: str, scheduler: str, seed: int) -> dict:
@@ -118,79 +102,6 @@ def epochs_to_reach(reports: pd.DataFrame, target: float, tolerance: float) -> i
     return int(hit[0]) + 1 if len(hit) else None
 
 
-def median_bounds(needed: list[int | None], spent: list[int]) -> tuple[float, float]:
-    """Bounds on the median trial-epochs to target when some runs never got there.
-
-    A run that never reached the target needed more than it spent: somewhere in
-    (spent, inf). Low bound: such runs counted as spent + 1; high bound: as inf.
-    Equal bounds: the median is known.
-    """
-    low = statistics.median([n if n is not None else b + 1 for n, b in zip(needed, spent)])
-    high = statistics.median([n if n is not None else math.inf for n in needed])
-    return float(low), float(high)
-
-
-def ratio_verdict(tpe: tuple[float, float], rand: tuple[float, float],
-                  goal: float = 1 / 3) -> tuple[float, float, str]:
-    """Bounds on the ratio of the two medians, and whether the goal is met, missed or unknown."""
-    lo, hi = tpe[0] / rand[1], tpe[1] / rand[0]
-    if hi <= goal:
-        return lo, hi, "met"
-    if lo > goal:
-        return lo, hi, "MISSED"
-    return lo, hi, "undetermined: too few runs reached the target; give sweeps more trials"
-
-
-def median_text(lo: float, hi: float) -> str:
-    """Median bounds as printed: exact, bounded below, or a range."""
-    return f"{lo:g}" if lo == hi else f">= {lo:g}" if hi == math.inf else f"{lo:g}..{hi:g}"
-
-
-def ratio_text(tpe: tuple[float, float], rand: tuple[float, float]) -> str:
-    """The ratio line both search benchmarks print."""
-    lo, hi, verdict = ratio_verdict(tpe, rand)
-    shown = f"{lo:.2f}" if lo == hi else f"between {lo:.2f} and {hi:.2f}"
-    return f"ratio tpe+asha / random+fifo: {shown} (goal <= 0.33: {verdict})"
-
-
-def ratio_ci(tpe: list[int | None], rand: list[int | None], *, level: float = 0.95,
-             n_boot: int = 10_000, seed: int = 0) -> tuple[float, float]:
-    """Paired bootstrap interval for median(tpe) / median(rand) over searcher seeds.
-
-    Why: with one near-best cell in a hundred, a run's count is mostly the luck
-    of its seed, and a ratio of two medians over a few dozen seeds moves by a
-    lot; the interval says whether the goal is clear of that. Both methods of a
-    searcher seed share its random start, so seeds are resampled in pairs. A run
-    that never reached the target counts as infinitely long; resamples where
-    both medians are infinite have no ratio and are left out.
-    """
-    import numpy as np
-
-    if len(tpe) != len(rand) or not tpe:
-        raise ValueError(f"need one pair per searcher seed, got {len(tpe)} and {len(rand)}")
-    a = np.array([math.inf if n is None else n for n in tpe], dtype=float)
-    b = np.array([math.inf if n is None else n for n in rand], dtype=float)
-    idx = np.random.default_rng(seed).integers(0, len(a), size=(n_boot, len(a)))
-    with np.errstate(invalid="ignore", divide="ignore"):
-        r = np.median(a[idx], axis=1) / np.median(b[idx], axis=1)  # (n_boot,)
-    r = r[~np.isnan(r)]
-    if not len(r):
-        return math.nan, math.nan
-    lo, hi = np.quantile(r, [(1 - level) / 2, (1 + level) / 2], method="inverted_cdf")
-    return float(lo), float(hi)
-
-
-def rank_agreement(reports: pd.DataFrame) -> pd.Series:
-    """Spearman correlation, over trials, of the value at epoch k with the final value.
-
-    Only meaningful where every trial ran every epoch (FIFO). Index: k = 1..E-1.
-    """
-    wide = reports.pivot_table(index="trial", columns="epoch", values="value")
-    last = wide.columns.max()
-    return pd.Series({k: wide[k].corr(wide[last], method="spearman") for k in wide.columns
-                      if k != last}, dtype=float)
-
-
 def _sweep(args, sampler: str, scheduler: str, seed: int, d: Path, kept: bool) -> pd.DataFrame:
     """The sweep's reports in order: run it, or read it from a kept folder of the same study."""
     from bench.engine import build_split
@@ -216,15 +127,6 @@ def _sweep(args, sampler: str, scheduler: str, seed: int, d: Path, kept: bool) -
     if kept:
         atomic_write_text(done, reports.to_csv(index=False))
     return reports
-
-
-def number_list(flag: str, text: str, kind: type = int) -> list:
-    """"0,1,2" (or "0.01,0.05" with kind float) -> numbers; else one line naming the flag."""
-    try:
-        return [kind(s) for s in text.split(",")]
-    except ValueError:
-        what = "integers" if kind is int else "numbers"
-        raise ConfigError(f"{flag} {text!r}: give comma-separated {what}") from None
 
 
 def _fmt(value: Any) -> str:
