@@ -276,11 +276,12 @@ def run_phase(study: Study, run_dir: Path, phase: str, *, log: Log,
 
 
 def _interrupted(grid) -> bool:
-    """A trial neither finished nor errored means Tune stopped early (SIGINT)."""
-    for r in grid:
-        if r.error is None and not (r.metrics or {}).get("done", False):
-            return True
-    return False
+    """Tune stopped early (SIGINT) when a trial is neither terminated nor errored.
+
+    By status, not by a result's `done` flag: a trial that finished just before
+    a killed driver's last save is restored terminated with `done` still false.
+    """
+    return grid.num_terminated + grid.num_errors < len(grid)
 
 
 @dataclass
