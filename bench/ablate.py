@@ -31,8 +31,10 @@ DEFAULT_STUDY = Path(__file__).resolve().parent.parent / "search_spaces" / "abla
 def build_parser() -> argparse.ArgumentParser:
     from bench.launch.session import fixed_parser
 
-    return fixed_parser("python -m bench.ablate", __doc__, what="ablation", default="search_spaces/ablate.yaml",
-                        choose=("--factors", "comma list of dam, dsm, sam (default: the file's)"))
+    return fixed_parser(
+        "python -m bench.ablate", __doc__,
+        what="ablation", default="search_spaces/ablate.yaml",
+        choose=("--factors", "comma list of dam, dsm, sam (default: the file's)"))
 
 
 def write_effects(run_dir: Path, factors: list[str]) -> list[str]:

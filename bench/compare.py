@@ -34,8 +34,10 @@ DEFAULT_STUDY = Path(__file__).resolve().parent.parent / "search_spaces" / "comp
 def build_parser() -> argparse.ArgumentParser:
     from bench.launch.session import fixed_parser
 
-    return fixed_parser("python -m bench.compare", __doc__, what="comparison", default="search_spaces/compare.yaml",
-                        choose=("--methods", "comma list, the candidate first, e.g. hdf,x3d_ce"))
+    return fixed_parser(
+        "python -m bench.compare", __doc__,
+        what="comparison", default="search_spaces/compare.yaml",
+        choose=("--methods", "comma list, the candidate first, e.g. hdf,x3d_ce"))
 
 
 def load_fixed(args: argparse.Namespace, default: Path, kind: str, what: str):

@@ -18,7 +18,7 @@ from typing import Any, Mapping
 from bench.config import list_methods
 from bench.errors import ConfigError, UnknownNameError
 from bench.config import deep_merge
-from bench.search.spaces import (Objective, Study, _number, _one_of, _section, config_for, nested,
+from bench.search.spaces import (Objective, Study, config_for, nested, number, one_of, section,
                                  seed_list, validate)
 
 __all__ = ["comparison_from_dict", "ablation_from_dict", "method_list", "KEYS", "ABLATION_KEYS"]
@@ -58,8 +58,8 @@ def _fixed_study(raw: Mapping[str, Any], keys: tuple[str, ...], *, name: str, so
     """A Study with no parameters for runs of a fixed list (comparison or ablation)."""
     src = source
     for k in raw:
-        _one_of(k, keys, f"{src}: unknown key '{k}'")
-    base = _section(raw, "base", ("set",), src)
+        one_of(k, keys, f"{src}: unknown key '{k}'")
+    base = section(raw, "base", ("set",), src)
     overrides = base.get("set") or {}
     if not isinstance(overrides, Mapping):
         raise ConfigError(f"{src}: base.set must be a mapping of dotted keys, got {overrides!r}")
@@ -75,14 +75,14 @@ def _fixed_study(raw: Mapping[str, Any], keys: tuple[str, ...], *, name: str, so
             raise ConfigError(f"{where}: {e}") from None
     seed_tuple = seed_list(seeds if seeds is not None else raw.get("seeds", [0, 1, 2]),
                            "--seeds" if seeds is not None else f"{src}: seeds")
-    res = _section(raw, "resources", ("cpu", "gpu"), src)
+    res = section(raw, "resources", ("cpu", "gpu"), src)
     study = Study(
         name=name, method=methods[0], base=nested(dict(overrides)), params=(),
         objective=Objective(split="test"),  # nothing is chosen: progress lines show test WAR
-        concurrency=int(_number(raw.get("concurrency", 2), f"{src}: concurrency", integer=True)),
-        cpus_per_trial=float(_number(res.get("cpu", 1), f"{src}: resources.cpu")),
-        gpus_per_trial=float(_number(res.get("gpu", 0), f"{src}: resources.gpu")),
-        max_failures=int(_number(raw.get("max_failures", 2), f"{src}: max_failures",
+        concurrency=int(number(raw.get("concurrency", 2), f"{src}: concurrency", integer=True)),
+        cpus_per_trial=float(number(res.get("cpu", 1), f"{src}: resources.cpu")),
+        gpus_per_trial=float(number(res.get("gpu", 0), f"{src}: resources.gpu")),
+        max_failures=int(number(raw.get("max_failures", 2), f"{src}: max_failures",
                                  integer=True)),
         val_fraction=0.0,  # no selection: every run trains on the whole training split
         baselines=tuple(methods[1:]), seeds=seed_tuple,

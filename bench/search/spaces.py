@@ -20,15 +20,15 @@ from typing import Any, Mapping
 from bench.config import MAX_SEED, Config, deep_merge, list_methods, load_config, read_yaml
 from bench.errors import BenchError, ConfigError
 
-__all__ = ["Param", "Objective", "Searcher", "Scheduler", "Confirm", "Study", "seed_list", "load_study", "study_from_dict",
-           "with_base_sets",
-           "DefineByRun", "trial_config", "nested", "DISTRIBUTIONS"]
+__all__ = ["Param", "Objective", "Searcher", "Scheduler", "Confirm", "Study", "seed_list",
+           "load_study", "study_from_dict", "with_base_sets", "DefineByRun", "trial_config",
+           "nested", "one_of", "section", "number", "DISTRIBUTIONS"]
 
 DISTRIBUTIONS = ("uniform", "loguniform", "int", "categorical")
 SPLITS = ("val", "test")
 
 
-def _one_of(value: Any, allowed: tuple[str, ...] | list[str], where: str) -> str:
+def one_of(value: Any, allowed: tuple[str, ...] | list[str], where: str) -> str:
     if value not in allowed:
         close = difflib.get_close_matches(str(value), list(allowed), n=1)
         hint = f" Did you mean '{close[0]}'?" if close else ""
@@ -216,16 +216,16 @@ def load_study(path: str | Path) -> Study:
     return study_from_dict(read_yaml(p), name=p.stem, source=str(p))
 
 
-def _section(raw: Mapping[str, Any], key: str, allowed: tuple[str, ...], where: str) -> dict[str, Any]:
+def section(raw: Mapping[str, Any], key: str, allowed: tuple[str, ...], where: str) -> dict[str, Any]:
     sec = raw.get(key) or {}
     if not isinstance(sec, Mapping):
         raise ConfigError(f"{where}: {key} must be a mapping, got {sec!r}")
     for k in sec:
-        _one_of(k, allowed, f"{where}: {key}: unknown key '{k}'")
+        one_of(k, allowed, f"{where}: {key}: unknown key '{k}'")
     return dict(sec)
 
 
-def _number(value: Any, where: str, *, integer: bool = False) -> float:
+def number(value: Any, where: str, *, integer: bool = False) -> float:
     if isinstance(value, str):
         try:
             value = float(value)
@@ -287,9 +287,9 @@ def study_from_dict(raw: Mapping[str, Any], *, name: str = "study", source: str 
     """Validate a study mapping; every mistake is one ConfigError naming source and key."""
     src = source
     for k in raw:
-        _one_of(k, _TOP_KEYS, f"{src}: unknown key '{k}'")
-    base = _section(raw, "base", ("method", "set"), src)
-    method = _one_of(base.get("method", "hdf"), list_methods(), f"{src}: base.method")
+        one_of(k, _TOP_KEYS, f"{src}: unknown key '{k}'")
+    base = section(raw, "base", ("method", "set"), src)
+    method = one_of(base.get("method", "hdf"), list_methods(), f"{src}: base.method")
     overrides = base.get("set") or {}
     if not isinstance(overrides, Mapping):
         raise ConfigError(f"{src}: base.set must be a mapping of dotted keys, got {overrides!r}")
@@ -306,53 +306,53 @@ def study_from_dict(raw: Mapping[str, Any], *, name: str = "study", source: str 
             params.append(_param(str(key), v, i, len(variants), src))
     _check_when(params, src)
 
-    obj = _section(raw, "objective", ("metric", "mode", "split"), src)
+    obj = section(raw, "objective", ("metric", "mode", "split"), src)
     metrics = obj.get("metric", "war")
     modes = obj.get("mode", "max")
     metrics = tuple(metrics if isinstance(metrics, list) else [metrics])
     modes = tuple(modes if isinstance(modes, list) else [modes] * len(metrics))
     from bench.metrics import objective_names
     for m in metrics:
-        _one_of(m, objective_names(), f"{src}: objective.metric")
+        one_of(m, objective_names(), f"{src}: objective.metric")
     for m in modes:
-        _one_of(m, ("max", "min"), f"{src}: objective.mode")
+        one_of(m, ("max", "min"), f"{src}: objective.mode")
     if len(modes) != len(metrics):
         raise ConfigError(f"{src}: objective: {len(metrics)} metric(s) but {len(modes)} mode(s)")
-    objective = Objective(metrics, modes, _one_of(obj.get("split", "val"), SPLITS,
+    objective = Objective(metrics, modes, one_of(obj.get("split", "val"), SPLITS,
                                                   f"{src}: objective.split"))
 
-    s = _section(raw, "search", ("sampler", "seed", "startup_trials"), src)
-    searcher = Searcher(_one_of(s.get("sampler", "tpe"), ("tpe", "random"), f"{src}: search.sampler"),
-                        int(_number(s.get("seed", 0), f"{src}: search.seed", integer=True)),
-                        int(_number(s.get("startup_trials", 4), f"{src}: search.startup_trials",
+    s = section(raw, "search", ("sampler", "seed", "startup_trials"), src)
+    searcher = Searcher(one_of(s.get("sampler", "tpe"), ("tpe", "random"), f"{src}: search.sampler"),
+                        int(number(s.get("seed", 0), f"{src}: search.seed", integer=True)),
+                        int(number(s.get("startup_trials", 4), f"{src}: search.startup_trials",
                                     integer=True)))
-    sc = _section(raw, "scheduler", ("name", "grace_period", "reduction_factor"), src)
-    scheduler = Scheduler(_one_of(sc.get("name", "asha"), ("asha", "fifo"), f"{src}: scheduler.name"),
-                          int(_number(sc.get("grace_period", 1), f"{src}: scheduler.grace_period",
+    sc = section(raw, "scheduler", ("name", "grace_period", "reduction_factor"), src)
+    scheduler = Scheduler(one_of(sc.get("name", "asha"), ("asha", "fifo"), f"{src}: scheduler.name"),
+                          int(number(sc.get("grace_period", 1), f"{src}: scheduler.grace_period",
                                       integer=True)),
-                          float(_number(sc.get("reduction_factor", 2), f"{src}: scheduler.reduction_factor")))
+                          float(number(sc.get("reduction_factor", 2), f"{src}: scheduler.reduction_factor")))
     if scheduler.grace_period < 1 or scheduler.reduction_factor <= 1:
         raise ConfigError(f"{src}: scheduler: grace_period must be >= 1 and reduction_factor > 1")
 
-    res = _section(raw, "resources", ("cpu", "gpu"), src)
+    res = section(raw, "resources", ("cpu", "gpu"), src)
     baselines = raw.get("baselines", ["x3d_ce"]) or []
     if not isinstance(baselines, list):
         raise ConfigError(f"{src}: baselines must be a list of method names")
     for b in baselines:
-        _one_of(b, list_methods(), f"{src}: baselines")
+        one_of(b, list_methods(), f"{src}: baselines")
     seeds = seed_list(raw.get("seeds", [0]), f"{src}: seeds")
-    conf = _section(raw, "confirm", ("top", "seeds"), src) if raw.get("confirm") else {}
-    confirm = Confirm(int(_number(conf.get("top", 0), f"{src}: confirm.top", integer=True)),
-                      int(_number(conf.get("seeds", 2), f"{src}: confirm.seeds", integer=True)))
+    conf = section(raw, "confirm", ("top", "seeds"), src) if raw.get("confirm") else {}
+    confirm = Confirm(int(number(conf.get("top", 0), f"{src}: confirm.top", integer=True)),
+                      int(number(conf.get("seeds", 2), f"{src}: confirm.seeds", integer=True)))
     study = Study(
         name=name, method=method, base=base_over, params=tuple(params), objective=objective,
         searcher=searcher, scheduler=scheduler,
-        trials=int(_number(raw.get("trials", 8), f"{src}: trials", integer=True)),
-        concurrency=int(_number(raw.get("concurrency", 2), f"{src}: concurrency", integer=True)),
-        cpus_per_trial=float(_number(res.get("cpu", 1), f"{src}: resources.cpu")),
-        gpus_per_trial=float(_number(res.get("gpu", 0), f"{src}: resources.gpu")),
-        max_failures=int(_number(raw.get("max_failures", 2), f"{src}: max_failures", integer=True)),
-        val_fraction=float(_number(raw.get("val_fraction", 0.15), f"{src}: val_fraction")),
+        trials=int(number(raw.get("trials", 8), f"{src}: trials", integer=True)),
+        concurrency=int(number(raw.get("concurrency", 2), f"{src}: concurrency", integer=True)),
+        cpus_per_trial=float(number(res.get("cpu", 1), f"{src}: resources.cpu")),
+        gpus_per_trial=float(number(res.get("gpu", 0), f"{src}: resources.gpu")),
+        max_failures=int(number(raw.get("max_failures", 2), f"{src}: max_failures", integer=True)),
+        val_fraction=float(number(raw.get("val_fraction", 0.15), f"{src}: val_fraction")),
         baselines=tuple(baselines),
         seeds=seeds, confirm=confirm,
         description=str(raw.get("description", "")), source=src)
@@ -398,8 +398,8 @@ def _param(key: str, spec: Any, index: int, count: int, src: str) -> Param:
     if not isinstance(spec, Mapping):
         raise ConfigError(f"{where} must be a mapping like {{type: loguniform, low: 0.03, high: 0.5}}")
     for k in spec:
-        _one_of(k, ("type", "low", "high", "step", "choices", "when"), f"{where}: unknown key '{k}'")
-    kind = _one_of(spec.get("type"), DISTRIBUTIONS, f"{where}.type")
+        one_of(k, ("type", "low", "high", "step", "choices", "when"), f"{where}: unknown key '{k}'")
+    kind = one_of(spec.get("type"), DISTRIBUTIONS, f"{where}.type")
     when_raw = spec.get("when") or {}
     if not isinstance(when_raw, Mapping):
         raise ConfigError(f"{where}.when must map parameter keys to values")
@@ -419,15 +419,15 @@ def _param(key: str, spec: Any, index: int, count: int, src: str) -> Param:
         raise ConfigError(f"{where}: 'choices' applies only to type categorical")
     if "low" not in spec or "high" not in spec:
         raise ConfigError(f"{where}: type {kind} needs low and high")
-    low = _number(spec["low"], f"{where}.low", integer=kind == "int")
-    high = _number(spec["high"], f"{where}.high", integer=kind == "int")
+    low = number(spec["low"], f"{where}.low", integer=kind == "int")
+    high = number(spec["high"], f"{where}.high", integer=kind == "int")
     if low >= high:
         raise ConfigError(f"{where}: low ({low}) must be < high ({high})")
     if kind == "loguniform" and low <= 0:
         raise ConfigError(f"{where}: a loguniform parameter needs low > 0, got {low}")
     step = spec.get("step")
     if step is not None:
-        step = _number(step, f"{where}.step", integer=kind == "int")
+        step = number(step, f"{where}.step", integer=kind == "int")
         if step <= 0 or kind == "loguniform":
             raise ConfigError(f"{where}.step must be > 0 and only for uniform or int")
     return Param(key, kind, float(low), float(high), step, when=when, name=name)
