@@ -262,6 +262,7 @@ def run_phase(study: Study, run_dir: Path, phase: str, *, log: Log,
     def on_term(signum, frame):  # SLURM's pre-emption signal arrives as SIGTERM/SIGUSR1
         stop["flag"] = True
         os.kill(os.getpid(), signal.SIGINT)  # Tune's own handler saves state and stops
+        _exit_if_stuck(signum, run_dir)
 
     old = {s: signal.signal(s, on_term) for s in (signal.SIGTERM, signal.SIGUSR1)}
     try:
@@ -270,9 +271,33 @@ def run_phase(study: Study, run_dir: Path, phase: str, *, log: Log,
         for s, h in old.items():
             signal.signal(s, h)
     if stop["flag"] or _interrupted(grid):
-        raise SweepInterrupted(f"{phase} interrupted; finish it with "
-                               f"`python -m bench.tune --resume {run_dir}`")
+        raise SweepInterrupted(f"{phase} interrupted; finish it with the same command's "
+                               f"--resume {run_dir}")
     return grid
+
+
+STOP_GRACE_S = 60.0
+
+
+def _exit_if_stuck(signum: int, run_dir: Path) -> None:
+    """Leave anyway if Tune cannot stop in time.
+
+    A signal sent to the whole process group (`kill -- -PGID`, some job
+    schedulers) also ends Ray's own processes, and Tune then waits on them for
+    ever. Its state is saved after every step, so the run still resumes.
+    """
+    import sys
+    import threading
+
+    def leave() -> None:
+        print(f"error: stopping took over {STOP_GRACE_S:.0f} s (Ray's processes were stopped "
+              f"too); finish it with the same command's --resume {run_dir}", file=sys.stderr,
+              flush=True)
+        os._exit(128 + signum)
+
+    timer = threading.Timer(STOP_GRACE_S, leave)
+    timer.daemon = True
+    timer.start()
 
 
 def _interrupted(grid) -> bool:
