@@ -37,5 +37,5 @@ def finish_run(run_dir: Path, *, robustness: bool, report: bool, device: str = "
         from bench.report import write_report
 
         path, _ = write_report(run_dir)
-        print(f"report:       {path}", flush=True)
+        log(f"report:       {path}")
     return sentences

@@ -23,7 +23,7 @@ from bench.config import read_yaml
 from bench.errors import ConfigError
 from bench.launch.session import log_line as _log
 from bench.launch.session import run_arguments
-from bench.runfolder import JOURNAL, STUDY, TRIALS, write_summary
+from bench.runfolder import JOURNAL, REPORT, STUDY, TRIALS, write_summary
 from bench.search.spaces import with_base_sets
 
 __all__ = ["main", "build_parser"]
@@ -130,15 +130,15 @@ def main(argv: list[str] | None = None) -> int:
     except SweepInterrupted as e:
         _log(str(e))
         return 3
-    _print_summary(summary, run_dir)
     verdict = finish_run(run_dir, robustness=not args.no_robustness, report=not args.no_report,
                          log=_log)
-    if verdict:
+    if verdict:  # stdout leads with the verdict; progress went to stderr
         print("verdict:\n" + "\n".join(f"  {s}" for s in verdict), flush=True)
+    _print_summary(summary, run_dir, report=not args.no_report)
     return 0
 
 
-def _print_summary(s: dict[str, Any], run_dir: Path) -> None:
+def _print_summary(s: dict[str, Any], run_dir: Path, *, report: bool) -> None:
     from bench.search.confirm import confirm_sentence
 
     counts = ", ".join(f"{v} {k}" for k, v in sorted(s["status_counts"].items()))
@@ -156,6 +156,8 @@ def _print_summary(s: dict[str, Any], run_dir: Path) -> None:
               f"trials table: {run_dir / TRIALS} (and .csv)",
               f"models:       {', '.join(s['models']) or 'none'} under {run_dir / 'models'}",
               f"optuna study: optuna-dashboard {run_dir / JOURNAL}"]
+    if report:
+        lines.append(f"report:       {run_dir / REPORT}")
     print("\n".join(lines), flush=True)
 
 

@@ -139,5 +139,6 @@ def test_gain_against_budget_table_and_figure():
     war = table[table.metric == "war"]
     assert war.epochs.tolist() == [8, 16, 32] and war.estimate.tolist() == [-0.10, -0.02, 0.01]
     fig = budget_figure(table)
-    assert len(fig.data) == 2 and list(fig.data[0].y) == pytest.approx([-10, -2, 1])
-    assert list(fig.data[0].error_y.array) == pytest.approx([5, 5, 5])
+    war_trace = next(t for t in fig.data if t.name.endswith("(WAR)"))
+    assert len(fig.data) == 2 and list(war_trace.y) == pytest.approx([-10, -2, 1])
+    assert list(war_trace.error_y.array) == pytest.approx([5, 5, 5])

@@ -186,17 +186,17 @@ def run_fixed(parser: argparse.ArgumentParser, args: argparse.Namespace, argv: l
     except SweepInterrupted as e:
         log(str(e))
         return 3, {}
-    print(f"{summary['kind']}: {len(summary['models'])} models in {summary['duration_s']:.0f}s\n"
-          f"run folder:   {run_dir}\nmodels:       {', '.join(summary['models'])}", flush=True)
     verdict = finish_run(run_dir, robustness=not args.no_robustness, report=False, log=log)
     lines = after(run_dir) if after is not None and not args.no_robustness else []
     if not args.no_report:
         from bench.report import write_report
 
-        path, _ = write_report(run_dir)
-        print(f"report:       {path}", flush=True)
+        path = write_report(run_dir)[0]
+    if verdict:  # stdout leads with the verdict; progress went to stderr
+        print("verdict:\n" + "\n".join(f"  {s}" for s in verdict), flush=True)
     for line in lines:
         print(line, flush=True)
-    if verdict:
-        print("verdict:\n" + "\n".join(f"  {s}" for s in verdict), flush=True)
+    print(f"{summary['kind']}: {len(summary['models'])} models in {summary['duration_s']:.0f}s\n"
+          f"run folder:   {run_dir}\nmodels:       {', '.join(summary['models'])}"
+          + ("" if args.no_report else f"\nreport:       {path}"), flush=True)
     return 0, summary
