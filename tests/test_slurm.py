@@ -107,11 +107,8 @@ def _server(reply: bytes | None):
     import socket
     import threading
 
-    from bench.launch.command import ray_dial_address
-
-    host = ray_dial_address("127.0.0.1", 1).rpartition(":")[0]
     listener = socket.socket()
-    listener.bind((host, 0))
+    listener.bind(("0.0.0.0", 0))  # every interface, so also the one Ray dials
     listener.listen()
 
     def serve() -> None:

@@ -211,11 +211,8 @@ def test_address_of_a_plain_tcp_listener_fails_fast_without_a_run_folder(tmp_pat
     import socket
     import time
 
-    from bench.launch.command import ray_dial_address
-
-    host = ray_dial_address("127.0.0.1", 1).rpartition(":")[0]  # Ray dials this, not loopback
-    with socket.socket() as listener:
-        listener.bind((host, 0))
+    with socket.socket() as listener:  # every interface: Ray dials a routable one, not loopback
+        listener.bind(("0.0.0.0", 0))
         listener.listen()
         port = listener.getsockname()[1]
         t0 = time.monotonic()
