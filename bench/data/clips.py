@@ -24,7 +24,7 @@ from bench.errors import DataError
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["ClipDataset", "uniform_indices", "to_tensor", "MEAN", "STD"]
+__all__ = ["ClipDataset", "uniform_indices", "to_tensor", "model_input", "MEAN", "STD"]
 
 log = logging.getLogger(__name__)
 
@@ -75,6 +75,25 @@ def to_tensor(frames: np.ndarray) -> torch.Tensor:
     np.multiply(frames.transpose(3, 0, 1, 2), np.float32(1.0 / (255.0 * STD)), out=x, casting="unsafe")
     x -= np.float32(MEAN / STD)
     return torch.from_numpy(x)
+
+
+def model_input(x: torch.Tensor, device: torch.device, *,
+                channels_last: bool = False) -> torch.Tensor:
+    """A loader batch on `device`, as the model takes it.  # (B, 3, T, H, W) float32
+
+    uint8 batches (B, T, H, W, 3) cross to the device at a quarter of float32's
+    bytes and are normalised there; float batches (B, 3, T, H, W) are taken as
+    already normalised. The uint8 layout permuted to (B, 3, T, H, W) is
+    channels_last_3d already, so `channels_last` costs no copy for them.
+    """
+    x = x.to(device, non_blocking=True)
+    if x.dtype == torch.uint8:
+        if x.ndim != 5 or x.shape[-1] != 3:
+            raise ValueError(f"expected uint8 batches (B, T, H, W, 3), got {tuple(x.shape)}")
+        x = x.permute(0, 4, 1, 2, 3).float()  # (B, 3, T, H, W), strides of channels_last_3d
+        x = x.mul_(1.0 / (255.0 * STD)).sub_(MEAN / STD)
+    fmt = torch.channels_last_3d if channels_last else torch.contiguous_format
+    return x.contiguous(memory_format=fmt)
 
 
 class ClipDataset(Dataset):
