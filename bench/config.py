@@ -30,6 +30,9 @@ METHODS_DIR = Path(__file__).parent / "methods"
 # Device names a config or --device may give; whether the machine has them is
 # checked where the device is opened (bench.engine.resolve_device).
 DEVICE_NAME = re.compile(r"auto|cpu|cuda(:\d+)?")
+# train.precision values; whether the device supports one is checked where the
+# device is opened (bench.engine.resolve_precision).
+PRECISIONS = ("auto", "bf16", "fp16", "fp32")
 # numpy seeds take any integer >= 0; torch.manual_seed stops at 2**64 - 1.
 MAX_SEED = 2**63 - 1
 
@@ -87,9 +90,12 @@ class TrainConfig:
     device: str = "auto"
     threads: int | None = None
     kfold: bool = False
-    eval_every: int = 1
+    eval_every: int = 0  # test split scored every k epochs; 0: only after the last epoch
     val_fraction: float = 0.0  # hold out this share of train (by subject when known) as "val"
     diag_every: int = 25  # gradient probe: every k-th step of an epoch, its first included; 0: off
+    precision: str = "auto"  # auto (bf16 on CUDA where supported, else fp32) | bf16 | fp16 | fp32
+    channels_last: bool = False  # channels_last_3d memory format for weights and clips
+    compile: bool = False  # torch.compile the model for training
 
 
 @dataclass
@@ -217,7 +223,11 @@ def _check_values(cfg: Config, source: str) -> None:
          f"train.seed must be in 0..2**63-1, got {cfg.train.seed}")
     need(cfg.train.threads is None or cfg.train.threads >= 1,
          f"train.threads must be >= 1 (or null: torch's default), got {cfg.train.threads}")
-    need(cfg.train.eval_every >= 1, "train.eval_every must be >= 1")
+    need(cfg.train.eval_every >= 0,
+         f"train.eval_every must be >= 0 (0: test scored after the last epoch only), "
+         f"got {cfg.train.eval_every}")
+    need(cfg.train.precision in PRECISIONS,
+         f"train.precision must be one of {', '.join(PRECISIONS)}, got {cfg.train.precision!r}")
     need(cfg.train.diag_every >= 0, f"train.diag_every must be >= 0, got {cfg.train.diag_every}")
     need(0.0 <= cfg.train.val_fraction < 1.0,
          f"train.val_fraction must be in [0, 1), got {cfg.train.val_fraction}")

@@ -23,8 +23,9 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
-from bench.config import DEVICE_NAME, Config
+from bench.config import DEVICE_NAME, PRECISIONS, Config
 from bench.data import build_dataset
+from bench.data.clips import model_input
 from bench.data.labels import EMOTIONS
 from bench.errors import ConfigError
 from bench.losses import build_loss
@@ -35,10 +36,11 @@ from bench.optim import build_optimizer, build_scheduler
 from bench.step import Stepper
 
 __all__ = ["Trainer", "EvalResult", "build_split", "model_from_config", "optimizer_from_config",
-           "stepper_from_config", "seed_everything", "resolve_device", "predict", "evaluate",
-           "train"]
+           "stepper_from_config", "channels_last_3d", "seed_everything", "resolve_device", "resolve_precision",
+           "predict", "evaluate", "train"]
 
 Progress = Callable[[int, int], None]  # (batches done, batches total)
+CHECK_EVERY = 25  # steps between divergence checks when the gradient probe is off
 
 
 def seed_everything(seed: int) -> None:
@@ -71,6 +73,44 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
+def resolve_precision(name: str, device: torch.device) -> str:
+    """bf16, fp16 or fp32 for train.precision `name` on `device`, or a one-line ConfigError.
+
+    auto: bf16 autocast on a CUDA device that supports it, fp32 otherwise (on
+    CPUs bf16 is usually slower than fp32). fp16 needs CUDA (its loss scaling is
+    a GPU technique); bf16 runs anywhere autocast does.
+    """
+    if name not in PRECISIONS:
+        raise ConfigError(f"train.precision must be one of {', '.join(PRECISIONS)}, got {name!r}")
+    cuda = device.type == "cuda"
+    if name == "auto":
+        return "bf16" if cuda and torch.cuda.is_bf16_supported() else "fp32"
+    if name == "fp16" and not cuda:
+        raise ConfigError(f"train.precision fp16 needs a CUDA device, training runs on {device}; "
+                          "use bf16 or fp32 on CPU")
+    if name == "bf16" and cuda and not torch.cuda.is_bf16_supported():
+        raise ConfigError(f"train.precision bf16: {torch.cuda.get_device_name(device)} does not "
+                          "support bfloat16; use fp16 or fp32")
+    return name
+
+
+def _autocast(device: torch.device, precision: str):
+    dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision)
+    return torch.autocast(device.type, dtype=dtype, enabled=dtype is not None)
+
+
+def channels_last_3d(model: torch.nn.Module) -> torch.nn.Module:
+    """Lay the model's 5-D weights (3-D convolutions) out as channels_last_3d, in place.
+
+    `Module.to(memory_format=...)` would also try DAM's lower-rank weights and fail.
+    """
+    with torch.no_grad():
+        for p in model.parameters():
+            if p.ndim == 5:
+                p.data = p.data.contiguous(memory_format=torch.channels_last_3d)
+    return model
+
+
 @dataclass
 class EvalResult:
     metrics: dict[str, float]  # war, uar, recall_<class>
@@ -81,12 +121,18 @@ class EvalResult:
 
 @torch.no_grad()
 def predict(model: torch.nn.Module, loader: DataLoader, device: torch.device,
-            progress: Progress | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """Labels and argmax predictions over a loader, in loader order."""
+            progress: Progress | None = None, *, precision: str = "fp32",
+            channels_last: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """Labels and argmax predictions over a loader, in loader order.
+
+    `precision` is a resolved train.precision (autocast for bf16/fp16).
+    """
     model.eval()
     ys, ps = [], []
     for i, (x, y) in enumerate(loader):
-        logits, _ = model(x.to(device, non_blocking=True))  # (B, K)
+        x = model_input(x, device, channels_last=channels_last)  # (B, C, T, H, W)
+        with _autocast(device, precision):
+            logits, _ = model(x)  # (B, K)
         ps.append(logits.argmax(1).cpu())
         ys.append(torch.as_tensor(y))
         if progress:
@@ -95,8 +141,9 @@ def predict(model: torch.nn.Module, loader: DataLoader, device: torch.device,
 
 
 def evaluate(model: torch.nn.Module, loader: DataLoader, device: torch.device,
-             progress: Progress | None = None) -> EvalResult:
-    y, p = predict(model, loader, device, progress)
+             progress: Progress | None = None, **kwargs: Any) -> EvalResult:
+    """Scores of `predict` (same keyword options)."""
+    y, p = predict(model, loader, device, progress, **kwargs)
     return EvalResult(score(y, p, EMOTIONS), confusion_matrix(y, p, len(EMOTIONS)), y, p)
 
 
@@ -164,11 +211,14 @@ def optimizer_from_config(cfg: Config, params: list[torch.Tensor]) -> torch.opti
 
 
 def stepper_from_config(cfg: Config, *, model: torch.nn.Module, loss_fn: torch.nn.Module,
-                        optimizer: torch.optim.Optimizer, params: list[torch.Tensor]) -> Stepper:
-    """The training step a config describes (SAM's BN rule, clipping, gradient probe)."""
+                        optimizer: torch.optim.Optimizer, params: list[torch.Tensor],
+                        precision: str = "fp32", forward: Callable | None = None) -> Stepper:
+    """The training step a config describes (SAM's BN rule, clipping, gradient probe);
+    `precision` resolved by `resolve_precision`, `forward` a compiled model."""
     return Stepper(model=model, loss_fn=loss_fn, optimizer=optimizer, params=params,
                    probe=GradientProbe(cfg.train.diag_every),
-                   bn_both_passes=cfg.optim.sam_bn_both_passes, grad_clip=cfg.optim.grad_clip)
+                   bn_both_passes=cfg.optim.sam_bn_both_passes, grad_clip=cfg.optim.grad_clip,
+                   precision=precision, forward=forward)
 
 
 class Trainer:
@@ -182,6 +232,14 @@ class Trainer:
         if cfg.train.threads:
             torch.set_num_threads(cfg.train.threads)
         self.device = resolve_device(cfg.train.device)
+        self.precision = resolve_precision(cfg.train.precision, self.device)
+        if cfg.train.channels_last and self.precision == "bf16" and self.device.type == "cpu":
+            # measured: CPU bf16 kernels on channels_last_3d clips gave NaN losses in 3 of 4
+            # one-epoch runs (each alone trains); see docs/training.md
+            raise ConfigError("train.channels_last with bf16 on CPU is refused: the pair gives "
+                              "NaN losses on CPU; use one of them (channels_last is for GPUs)")
+        if self.device.type == "cuda":
+            torch.backends.cudnn.benchmark = True  # fixed clip shapes: pick the fastest kernels once
         check_components(cfg)
         seed_everything(cfg.train.seed)
         d = cfg.data
@@ -205,6 +263,10 @@ class Trainer:
             self.val_set, batch_size=d.batch_size, shuffle=False, num_workers=d.workers,
             pin_memory=pin)
         self.model = model_from_config(cfg).to(self.device)
+        if cfg.train.channels_last:
+            channels_last_3d(self.model)
+        # compiled for training only; checkpoints and evaluation use the plain module
+        forward = torch.compile(self.model) if cfg.train.compile else None
         self.loss_fn = build_loss(cfg.loss.name, class_counts=self.class_counts,
                                   **cfg.loss.options).to(self.device)
         self.params = [p for p in self.model.parameters() if p.requires_grad]
@@ -213,7 +275,8 @@ class Trainer:
                                          steps_per_epoch=max(1, len(self.train_loader)),
                                          warmup_epochs=cfg.optim.warmup_epochs)
         self.stepper = stepper_from_config(cfg, model=self.model, loss_fn=self.loss_fn,
-                                           optimizer=self.optimizer, params=self.params)
+                                           optimizer=self.optimizer, params=self.params,
+                                           precision=self.precision, forward=forward)
         self.epoch = 0  # epochs completed
 
     def train_epoch(self, progress: Progress | None = None) -> dict[str, float]:
@@ -221,26 +284,29 @@ class Trainer:
         self.model.train()
         self.train_set.set_epoch(self.epoch)
         self._gen.manual_seed(self.cfg.train.seed * 1_000_003 + self.epoch)
-        sums: dict[str, float] = {}
+        sums: dict[str, Any] = {}  # loss parts x clips, summed on the device
         probed: dict[str, list[float]] = {}
         n = 0
+        last = len(self.train_loader) - 1
+        every = self.cfg.train.diag_every or CHECK_EVERY
         t0 = time.perf_counter()
         for i, (x, y) in enumerate(self.train_loader):
-            x = x.to(self.device, non_blocking=True)  # (B, C, T, H, W)
-            y = torch.as_tensor(y).to(self.device, non_blocking=True)
+            x = model_input(x, self.device, channels_last=self.cfg.train.channels_last)
+            y = torch.as_tensor(y).to(self.device, non_blocking=True)  # (B,)
+            # the loss is read (a host synchronisation) every k steps and at the end only
             parts, diag = self.stepper.step(x, y, probe=self.stepper.probe.due(i),
-                                            epoch=self.epoch + 1)
+                                            epoch=self.epoch + 1, check=i % every == 0 or i == last)
             self.scheduler.step()
             for k, v in parts.items():
-                sums[k] = sums.get(k, 0.0) + float(v) * len(y)
+                sums[k] = sums.get(k, 0.0) + v * len(y)
             for k, v in diag.items():
                 probed.setdefault(k, []).append(v)
             n += len(y)
             if progress:
                 progress(i + 1, len(self.train_loader))
+        stats = {k: float(v) / max(n, 1) for k, v in sums.items()}  # waits for the device
         seconds = time.perf_counter() - t0
         self.epoch += 1
-        stats = {k: v / max(n, 1) for k, v in sums.items()}
         stats.update({k: float(np.mean(v)) for k, v in probed.items()})
         stats.update(seconds=seconds, clips_per_s=n / seconds if seconds > 0 else math.nan,
                      lr=float(self.optimizer.param_groups[0]["lr"]))
@@ -251,8 +317,11 @@ class Trainer:
         if split == "val":
             if self.val_loader is None:
                 raise ValueError("no val split: set train.val_fraction > 0")
-            return evaluate(self.model, self.val_loader, self.device, progress)
-        return evaluate(self.model, self.test_loader, self.device, progress)
+            loader = self.val_loader
+        else:
+            loader = self.test_loader
+        return evaluate(self.model, loader, self.device, progress, precision=self.precision,
+                        channels_last=self.cfg.train.channels_last)
 
     # -- checkpoints -----------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:

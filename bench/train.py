@@ -6,8 +6,10 @@
 Run folder (`runs/<name>/`): config.yaml (resolved), env.json, metrics.csv
 (tidy: fold, epoch, split, metric, value), confusion.csv (fold, checkpoint,
 true, pred, count) and checkpoints/{best,last}.pt (per fold under fold<k>/
-with train.kfold). Last-epoch test metrics are the headline; "best" picks the
-epoch by test WAR and is optimistic, as in much of the DFER literature.
+with train.kfold). Last-epoch test metrics are the headline. The test split is
+scored after the last epoch, and every `train.eval_every` epochs when that is
+> 0; "best" picks among the scored epochs by test WAR and is optimistic, as in
+much of the DFER literature.
 """
 from __future__ import annotations
 
@@ -80,7 +82,7 @@ def run_training(cfg: Config, *, out: str | Path, name: str, reporter: Reporter)
                 line = f"epoch {epoch}/{cfg.train.epochs}  loss {stats['loss']:.4f}  " \
                        f"{stats['seconds']:.1f}s"
                 last = epoch == cfg.train.epochs
-                if epoch % cfg.train.eval_every == 0 or last:
+                if last or (cfg.train.eval_every and epoch % cfg.train.eval_every == 0):
                     ev = trainer.evaluate()
                     rows += _metric_rows(fold_id, epoch, "test", ev.metrics)
                     line += f"  test WAR {ev.metrics['war']:.3f}  UAR {ev.metrics['uar']:.3f}"

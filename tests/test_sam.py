@@ -46,7 +46,7 @@ def test_first_step_perturbation_and_norm(adaptive: bool) -> None:
     _loss(model, x, y).backward()
     w, g = _weights(model), _grads(model)
     norm = math.sqrt(sum(float((gi.double() ** 2).sum()) for gi in g))
-    returned = opt.first_step()
+    returned = float(opt.first_step())
     assert returned == pytest.approx(norm, rel=1e-6)  # plain ||g||, also for ASAM
     if adaptive:
         scaled = math.sqrt(sum(float(((wi.double() * gi) ** 2).sum()) for wi, gi in zip(w, g)))

@@ -228,6 +228,13 @@ USER_ERRORS = [
     (["bench.train", "--set", "train.device=cuda:99"], "available devices: cpu"),
     # Ranges.
     (["bench.train", "--set", "train.threads=-2"], "train.threads must be >= 1"),
+    (["bench.train", "--set", "train.precision=fp8"], "train.precision must be one of auto"),
+    pytest.param(["bench.train", "--set", "train.precision=fp16"], "fp16 needs a CUDA device",
+                 marks=NO_CUDA, id="train-fp16-cpu"),
+    (["bench.train", "--set", "train.precision=bf16", "--set", "train.channels_last=true"],
+     "channels_last with bf16 on CPU is refused"),
+    (["bench.train", "--set", "train.eval_every=-1"], "train.eval_every must be >= 0"),
+    (["bench.train", "--set", "train.compile=maybe"], "train.compile must be true or false"),
     (["bench.train", "--set", "train.seed=-1"], "train.seed must be in 0..2**63-1"),
     (["bench.train", "--set", "data.data_seed=-1"], "synthetic data seed must be"),
     (["bench.train", "--set", "optim.grad_clip=-1"], "optim.grad_clip must be > 0"),

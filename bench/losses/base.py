@@ -40,7 +40,7 @@ class LossOutput(NamedTuple):
     """
 
     total: torch.Tensor
-    parts: dict[str, float]
+    parts: dict[str, "float | torch.Tensor"]  # 0-dim, detached, on the device: read when logging
     terms: dict[str, Term] | None = None
 
 

@@ -31,7 +31,7 @@ class CrossEntropy(Loss):
     def forward(self, logits: Tensor, z: Tensor, y: Tensor, *,
                 grad_norm: float | None = None) -> LossOutput:
         ce = F.cross_entropy(logits.float(), y, label_smoothing=self.label_smoothing)
-        return LossOutput(ce, {"ce": ce.item()})
+        return LossOutput(ce, {"ce": ce.detach()})
 
 
 class FocalLoss(Loss):
@@ -49,7 +49,7 @@ class FocalLoss(Loss):
         # for gamma < 1 when a sample is classified with p_t == 1.
         one_minus_pt = (-torch.expm1(log_pt)).clamp_min(1e-12)
         focal = (one_minus_pt.pow(self.gamma) * ce).mean()
-        return LossOutput(focal, {"focal": focal.item()})
+        return LossOutput(focal, {"focal": focal.detach()})
 
 
 class LogitAdjustedLoss(Loss):
@@ -66,7 +66,7 @@ class LogitAdjustedLoss(Loss):
         check_num_classes(logits, self.log_prior.numel())
         adjusted = logits.float() + self.tau * self.log_prior  # (B, K)
         ce = F.cross_entropy(adjusted, y, label_smoothing=self.label_smoothing)
-        return LossOutput(ce, {"ce": ce.item()})
+        return LossOutput(ce, {"ce": ce.detach()})
 
 
 class ClassBalancedLoss(Loss):
@@ -86,7 +86,7 @@ class ClassBalancedLoss(Loss):
         ce = F.cross_entropy(logits.float(), y, reduction="none",
                              label_smoothing=self.label_smoothing)  # (B,)
         loss = (self.weights[y] * ce).mean()
-        return LossOutput(loss, {"ce": ce.mean().item(), "cb": loss.item()})
+        return LossOutput(loss, {"ce": ce.mean().detach(), "cb": loss.detach()})
 
 
 def _smoothing(value: float) -> float:

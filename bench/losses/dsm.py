@@ -132,11 +132,22 @@ def ib_trace(zn: Tensor, *, cov: str = "population") -> Tensor:
 
 
 def dsm_lambdas(
-    *, alpha: float, beta: float, adaptive: bool, grad_norm: float | None
-) -> tuple[float, float]:
-    """(lambda_CE, lambda_SC); g defaults to 1.0 on the first step."""
+    *, alpha: float, beta: float, adaptive: bool, grad_norm: float | Tensor | None
+) -> tuple[float | Tensor, float | Tensor]:
+    """(lambda_CE, lambda_SC); g defaults to 1.0 on the first step.
+
+    A tensor g (the trainer's, still on the device) gives tensor lambdas without
+    waiting for the device; a NaN g then turns the loss NaN, which the trainer's
+    divergence check reports.
+    """
     if not adaptive:
         return alpha, beta
+    if isinstance(grad_norm, Tensor):
+        g = grad_norm.detach().float()
+        inf = torch.isinf(g)
+        g = torch.where(inf, torch.zeros_like(g), g)
+        return (torch.where(inf, torch.full_like(g, alpha), alpha * g / (g + 1.0)),
+                torch.where(inf, torch.zeros_like(g), beta / (g + 1.0)))
     g = 1.0 if grad_norm is None else float(grad_norm)
     if math.isnan(g) or g < 0:
         raise ValueError(f"DSM got an invalid gradient norm {g!r}; training has diverged")
@@ -190,12 +201,14 @@ class DSMLoss(Loss):
         lam_ce, lam_sc = dsm_lambdas(alpha=self.alpha, beta=self.beta,
                                      adaptive=self.adaptive_scaling, grad_norm=grad_norm)
         total = lam_ce * ce + lam_sc * (dsc + self.ib_weight * ib)
-        parts = {"ce": ce.item(), "dsc": dsc.item(), "ib": ib.item(),
+        # detached, on the device: read them when logging, not every step
+        parts = {"ce": ce.detach(), "dsc": dsc.detach(), "ib": ib.detach(),
                  "lambda_ce": lam_ce, "lambda_sc": lam_sc}
         if self.adaptive_scaling:
-            parts["g"] = 1.0 if grad_norm is None else float(grad_norm)
+            parts["g"] = 1.0 if grad_norm is None else (
+                grad_norm.detach() if isinstance(grad_norm, Tensor) else float(grad_norm))
         if self.dsc_variant == "figure":
-            parts["pairs"] = effective_pairs(zn.detach(), tau=self.tau, eta=self.eta).mean().item()
+            parts["pairs"] = effective_pairs(zn.detach(), tau=self.tau, eta=self.eta).mean()
         terms = {"ce": Term(ce, lam_ce, 1.0), "dsc": Term(dsc, lam_sc, 1.0),
                  "ib": Term(ib, lam_sc * self.ib_weight, self.ib_weight)}
         return LossOutput(total, parts, terms)

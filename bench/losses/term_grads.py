@@ -58,7 +58,7 @@ def term_gram(terms: Mapping[str, Term], params: Sequence[Tensor]) -> Tensor:
 
 def weighted_norm(gram: Tensor, coef: Sequence[float]) -> float:
     """||sum_k coef_k g_k|| from the Gram matrix of the g_k."""
-    a = torch.tensor(list(coef), dtype=torch.float64)
+    a = torch.tensor([float(c) for c in coef], dtype=torch.float64, device=gram.device)
     return math.sqrt(max(float(a @ gram @ a), 0.0))
 
 

@@ -20,6 +20,7 @@ first step returns ||g||):
 from __future__ import annotations
 
 from contextlib import contextmanager
+import weakref
 from typing import Any, Callable, Iterable, Iterator
 
 import torch
@@ -49,48 +50,62 @@ class SAM(torch.optim.Optimizer):
         self.base_optimizer = base_optimizer(self.param_groups, **base_kwargs)
         self.param_groups = self.base_optimizer.param_groups  # the same dicts, one list
         self.defaults.update(self.base_optimizer.defaults)
-        self.last_grad_norm: float | None = None
+        self.last_grad_norm: torch.Tensor | None = None
+        self._saved: list[tuple[list[torch.Tensor], list[torch.Tensor]]] = []
 
-    def _params_with_grad(self) -> Iterator[tuple[dict[str, Any], torch.Tensor]]:
+    def _grouped(self) -> list[tuple[dict[str, Any], list[torch.Tensor], list[torch.Tensor]]]:
+        """(group, params, grads) of each group's parameters that have a gradient."""
+        out = []
         for group in self.param_groups:
-            for p in group["params"]:
-                if p.grad is not None:
-                    yield group, p
+            ps = [p for p in group["params"] if p.grad is not None]
+            if ps:
+                out.append((group, ps, [p.grad for p in ps]))
+        return out
 
     @torch.no_grad()
-    def first_step(self, zero_grad: bool = False) -> float:
-        """Move to w + e and return the plain global gradient norm ||g|| at w."""
-        pairs = list(self._params_with_grad())
-        if not pairs:
+    def first_step(self, zero_grad: bool = False) -> torch.Tensor:
+        """Move to w + e; return the plain global gradient norm ||g|| at w (0-dim tensor).
+
+        The norm stays on the device: nothing here waits for the GPU.
+        """
+        groups = self._grouped()
+        if not groups:
             raise RuntimeError("SAM.first_step: no parameter has a gradient; call backward() first")
-        device = pairs[0][1].device
-        grad_norm = torch.linalg.vector_norm(
-            torch.stack([p.grad.norm(2).to(device) for _, p in pairs])
-        )
-        if any(g["adaptive"] for g in self.param_groups):
-            scaled_norm = torch.linalg.vector_norm(torch.stack([
-                ((p.abs() if g["adaptive"] else 1.0) * p.grad).norm(2).to(device) for g, p in pairs
-            ]))
+        device = groups[0][1][0].device
+        norms = [torch.linalg.vector_norm(torch.stack(torch._foreach_norm(gs)).to(device))
+                 for _, _, gs in groups]
+        grad_norm = torch.linalg.vector_norm(torch.stack(norms))
+        if any(g["adaptive"] for g, _, _ in groups):
+            tg = [torch._foreach_mul(gs, torch._foreach_abs(ps)) if g["adaptive"] else gs
+                  for g, ps, gs in groups]  # T_w g
+            scaled_norm = torch.linalg.vector_norm(torch.stack(
+                [torch.linalg.vector_norm(torch.stack(torch._foreach_norm(t)).to(device))
+                 for t in tg]))
         else:
             scaled_norm = grad_norm
-        for group, p in pairs:
-            t2 = p.pow(2) if group["adaptive"] else 1.0  # T_w^2 (ASAM) or 1 (SAM)
-            e = t2 * p.grad * (group["rho"] / (scaled_norm + 1e-12)).to(p)
-            self.state[p]["old_p"] = p.detach().clone()
-            p.add_(e)
+        self._saved = []
+        for group, ps, gs in groups:
+            self._saved.append((ps, [p.detach().clone() for p in ps]))
+            e = torch._foreach_mul(gs, group["rho"] / (scaled_norm + 1e-12))
+            if group["adaptive"]:
+                torch._foreach_mul_(e, torch._foreach_mul(ps, ps))  # T_w^2 (ASAM)
+            torch._foreach_add_(ps, e)
         if zero_grad:
             self.zero_grad()
-        self.last_grad_norm = float(grad_norm)
-        return self.last_grad_norm
+        self.last_grad_norm = grad_norm
+        return grad_norm
+
+    @torch.no_grad()
+    def restore(self) -> None:
+        """Put back the weights w saved by `first_step` (exactly; no-op if none)."""
+        for ps, old in self._saved:
+            torch._foreach_copy_(ps, old)
+        self._saved = []
 
     @torch.no_grad()
     def second_step(self, zero_grad: bool = False) -> None:
         """Restore w exactly and take the base step with the gradient from w + e."""
-        for group in self.param_groups:
-            for p in group["params"]:
-                old = self.state[p].pop("old_p", None) if p in self.state else None
-                if old is not None:
-                    p.copy_(old)
+        self.restore()
         self.base_optimizer.step()
         self._opt_called = True  # LR schedulers check this to order their warnings
         if zero_grad:
@@ -117,15 +132,25 @@ class SAM(torch.optim.Optimizer):
         self.param_groups = self.base_optimizer.param_groups
 
 
+_BATCHNORMS: "weakref.WeakKeyDictionary[nn.Module, list[_BatchNorm]]" = weakref.WeakKeyDictionary()
+
+
+def _batchnorms(model: nn.Module) -> list[_BatchNorm]:
+    """The model's BatchNorm layers, found once per model (the tree is walked once)."""
+    found = _BATCHNORMS.get(model)
+    if found is None:
+        found = _BATCHNORMS[model] = [m for m in model.modules() if isinstance(m, _BatchNorm)]
+    return found
+
+
 def bn_running_stats(model: nn.Module, enabled: bool) -> None:
     """Freeze (enabled=False) or restore (True) BatchNorm running statistics.
 
     Freezing sets momentum to 0 and remembers `num_batches_tracked`, so the second
-    SAM pass leaves the statistics exactly as the first pass left them.
+    SAM pass leaves the statistics exactly as the first pass left them. The
+    layers are looked up once per model, not by walking the module tree each step.
     """
-    for m in model.modules():
-        if not isinstance(m, _BatchNorm):
-            continue
+    for m in _batchnorms(model):
         if not enabled:
             if not hasattr(m, "_sam_momentum"):
                 m._sam_momentum = m.momentum

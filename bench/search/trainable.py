@@ -83,7 +83,8 @@ def trial_epochs(cfg: Config, study: Study, *, state: dict[str, Any] | None = No
                        if k not in ("loss", "seconds", "clips_per_s", "lr")})
         if trainer.val_loader is not None:
             result.update(_scores("val_", trainer.evaluate(split="val").metrics))
-        if trainer.epoch % cfg.train.eval_every == 0 or trainer.epoch == cfg.train.epochs:
+        k = cfg.train.eval_every
+        if trainer.epoch == cfg.train.epochs or (k and trainer.epoch % k == 0):
             result.update(_scores("test_", trainer.evaluate().metrics))  # nothing picks by it
         result["wall_s"] = time.perf_counter() - t_start
         result["setup_s"] = setup_s
