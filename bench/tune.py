@@ -131,7 +131,7 @@ def main(argv: list[str] | None = None) -> int:
         _log(str(e))
         return 3
     verdict = finish_run(run_dir, robustness=not args.no_robustness, report=not args.no_report,
-                         log=_log)
+                         device=None, log=_log)  # device: the one the models were trained on
     if verdict:  # stdout leads with the verdict; progress went to stderr
         print("verdict:\n" + "\n".join(f"  {s}" for s in verdict), flush=True)
     _print_summary(summary, run_dir, report=not args.no_report)

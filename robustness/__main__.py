@@ -18,10 +18,12 @@ import sys
 import torch
 
 from bench.cli import run_main
+from bench.engine import resolve_device
 from bench.errors import ConfigError
 from bench.launch.slurm import add_arguments as slurm_arguments
 from bench.launch.slurm import options_from_args as options_from_args_slurm
 from bench.progress import Reporter
+from robustness.device import choose_device
 from robustness.imbalance import parse_ratios
 from robustness.pipeline import SuiteOptions, stress_test, write_suite
 from robustness.report import summary_text, verdict_text
@@ -52,7 +54,8 @@ def build_parser() -> argparse.ArgumentParser:
                     help="long-tail ratios to re-score the clean predictions at, or off")
     ap.add_argument("--limit", type=int, help="score only the first N test clips (quick looks)")
     ap.add_argument("--batch-size", type=int, default=32)
-    ap.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto")
+    ap.add_argument("--device", help="cpu, cuda, cuda:N or auto (default: the device the models "
+                                     "were trained on, if this machine has it)")
     ap.add_argument("--threads", type=int, help="torch threads (default: torch's choice)")
     ap.add_argument("--allow-outside", action="store_true",
                     help="read models whose models.yaml path leaves RUN_DIR")
@@ -71,6 +74,10 @@ def options_from_args(args: argparse.Namespace) -> SuiteOptions:
         raise ConfigError("--bootstrap, --batch-size, --limit and --threads must be >= 1")
     slurm = options_from_args_slurm(args, job_name="robustness") \
         if args.launcher != "local" else None
+    if args.device is not None and slurm is None:
+        resolve_device(args.device)  # refused before anything is read
+    elif args.device is not None:
+        choose_device([], cuda=0, requested=args.device)  # the name; a task checks its node
     return SuiteOptions(shifts=tuple(parse_shifts(args.shifts)),
                         severities=tuple(parse_severities(args.severities)),
                         seeds=tuple(_seeds(args.seeds)), baseline=args.baseline,
@@ -93,7 +100,8 @@ def main(argv: list[str] | None = None) -> int:
         torch.set_num_threads(args.threads)
     rep = Reporter(quiet=args.quiet)
     with rep.task("robustness suite") as bar:
-        out = stress_test(args.run, opts, progress=bar, log=rep.info)
+        out = stress_test(args.run, opts, progress=bar, log=rep.info,
+                          warn=lambda m: print(f"warning: {m}", file=sys.stderr, flush=True))
     path = write_suite(args.run, out, {"argv": sys.argv})
     rep.result(verdict_text(out.verdicts))
     rep.result(summary_text(out.suite.results, out.scores, out.gain, opts.shifts, out.baseline))

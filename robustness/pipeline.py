@@ -10,7 +10,7 @@ of them ran the suite.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -21,6 +21,7 @@ from bench.engine import resolve_device
 from bench.runfolder import GAIN, PREDICTIONS, RESULTS, RESULTS_CSV, SCORES
 from robustness import runs
 from robustness.array import run_on_launcher
+from robustness.device import DeviceChoice, array_device, choose_device
 from robustness.imbalance import RATIOS
 from robustness.scores import corruption_scores, gains
 from robustness.shifts import DEFAULT_SEVERITIES, DEFAULT_SHIFTS
@@ -40,7 +41,7 @@ class SuiteOptions:
     imbalance: tuple[int, ...] = tuple(RATIOS)
     limit: int | None = None
     batch_size: int = 32
-    device: str = "cpu"
+    device: str | None = None  # None: the device the models were trained on (robustness.device)
     launcher: str = "local"
     slurm: Any = None  # bench.launch.slurm options for launcher "slurm"
     allow_outside: bool = False  # models.yaml paths may leave the run folder
@@ -61,16 +62,33 @@ class SuiteOutput:
                 PREDICTIONS: self.suite.predictions, SCORES: self.scores, GAIN: self.gain}
 
 
+def _cuda_count() -> int:
+    """CUDA devices of this machine, as bench.engine.resolve_device counts them."""
+    return torch.cuda.device_count() if torch.cuda.is_available() else 0
+
+
 def stress_test(run_dir: str | Path, opts: SuiteOptions, *, progress: Callable | None = None,
-                log: Callable[[str], None] = lambda m: None) -> SuiteOutput:
-    """Every model of the run folder under every condition, scored, paired and judged."""
+                log: Callable[[str], None] = lambda m: None,
+                warn: Callable[[str], None] | None = None) -> SuiteOutput:
+    """Every model of the run folder under every condition, scored, paired and judged.
+
+    The device is opts.device, else the one the models were trained on
+    (robustness.device); `warn` gets the one line saying when that could not be kept.
+    """
+    warn = warn or (lambda m: log(f"warning: {m}"))
     entries = runs.read_manifest(run_dir, allow_outside=opts.allow_outside)
     baseline = runs.pick_baseline(entries, opts.baseline)
-    device = resolve_device(opts.device)
+    checkpoints = runs.read_checkpoints(entries)
+    trained = runs.trained_devices(checkpoints)
     roles = {e.name: e.role for e in entries}
     groups = {e.name: (e.group, e.seed) for e in entries}
     if opts.launcher == "local":
-        loaded = runs.load_models(entries, device)
+        choice = choose_device(list(trained.values()), cuda=_cuda_count(), requested=opts.device)
+        device = resolve_device(choice.name)
+        _warn(choice, warn)
+        loaded = runs.load_models(entries, device, checkpoints)
+        del checkpoints
+        used: dict[str, Any] = {"device": str(device)}
         dataset = runs.test_set({k: cfg for k, (cfg, _) in loaded.items()})
         if opts.limit:
             dataset.records = dataset.records[:opts.limit]
@@ -81,12 +99,19 @@ def stress_test(run_dir: str | Path, opts: SuiteOptions, *, progress: Callable |
                           imbalance_ratios=opts.imbalance, batch_size=opts.batch_size,
                           device=device, progress=progress)
     else:  # a job array: one task per model x shift, merged and scored here
+        del checkpoints
+        choice, gpus = array_device(list(trained.values()), gpus=opts.slurm.gpus,
+                                    requested=opts.device)
+        _warn(choice, warn)
+        used = {"device": choice.name, "gpus_per_task": gpus}
         t0 = time.perf_counter()
-        log(f"submitting {len(entries) * (len(opts.shifts) + 1)} array tasks to SLURM")
+        log(f"submitting {len(entries) * (len(opts.shifts) + 1)} array tasks to SLURM "
+            f"({choice.name}, {gpus} GPU{'' if gpus == 1 else 's'} per task)")
         preds = run_on_launcher(Path(run_dir), [e.name for e in entries], opts.shifts,
                                 opts.severities, opts.seeds, batch_size=opts.batch_size,
                                 limit=opts.limit, threads=opts.slurm.cpus,
-                                launcher=opts.launcher, options=opts.slurm)
+                                launcher=opts.launcher, options=replace(opts.slurm, gpus=gpus),
+                                device=choice.name)
         suite = SuiteResult(score_predictions(preds, roles, imbalance_ratios=opts.imbalance,
                                               seeds=opts.seeds),
                             preds, {"total": time.perf_counter() - t0})
@@ -101,8 +126,14 @@ def stress_test(run_dir: str | Path, opts: SuiteOptions, *, progress: Callable |
             "seeds": list(opts.seeds), "baseline": baseline, "bootstrap": opts.bootstrap,
             "imbalance_ratios": list(opts.imbalance), "clips": clips,
             "models": [e.name for e in entries], "seconds": suite.seconds,
-            "torch_threads": torch.get_num_threads(), "device": str(device)}
+            "torch_threads": torch.get_num_threads(), **used, "trained_devices": trained,
+            "device_note": choice.note}
     return SuiteOutput(suite, scores, gain, judged, baseline, info)
+
+
+def _warn(choice: DeviceChoice, warn: Callable[[str], None]) -> None:
+    if choice.note:
+        warn(choice.note)
 
 
 def write_suite(run_dir: str | Path, out: SuiteOutput, info: dict[str, Any] | None = None

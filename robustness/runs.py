@@ -30,8 +30,8 @@ from bench.paths import inside
 from bench.runfolder import SUITE, SUMMARY, VERDICT
 from bench.runs import atomic_write_text, load_checkpoint, write_table
 
-__all__ = ["ModelEntry", "read_manifest", "load_models", "test_set", "pick_baseline",
-           "write_outputs", "prior_spread", "ROLES", "VERDICT_FILE"]
+__all__ = ["ModelEntry", "read_manifest", "read_checkpoints", "trained_devices", "load_models",
+           "test_set", "pick_baseline", "write_outputs", "prior_spread", "ROLES", "VERDICT_FILE"]
 
 ROLES = ("hdf", "baseline")
 VERDICT_FILE = VERDICT
@@ -91,9 +91,24 @@ def read_manifest(run_dir: str | Path, *, allow_outside: bool = False) -> list[M
     return out
 
 
-def load_models(entries: list[ModelEntry], device: torch.device) -> dict[str, tuple[Config, Any]]:
-    """name -> (config, model in eval mode) from each entry's checkpoint.pt."""
-    return {e.name: load_model(load_checkpoint(e.path / "checkpoint.pt"), device) for e in entries}
+def read_checkpoints(entries: list[ModelEntry]) -> dict[str, dict[str, Any]]:
+    """name -> checkpoint (tensors on the CPU) from each entry's checkpoint.pt."""
+    return {e.name: load_checkpoint(e.path / "checkpoint.pt") for e in entries}
+
+
+def trained_devices(checkpoints: dict[str, dict[str, Any]]) -> dict[str, str]:
+    """name -> the train.device its config names (auto, cpu, cuda, cuda:N)."""
+    return {name: Config.from_dict(state["config"], source=f"checkpoint config of '{name}'")
+            .train.device for name, state in checkpoints.items()}
+
+
+def load_models(entries: list[ModelEntry], device: torch.device,
+                checkpoints: dict[str, dict[str, Any]] | None = None
+                ) -> dict[str, tuple[Config, Any]]:
+    """name -> (config, model in eval mode on `device`) from each entry's checkpoint.pt
+    (or from `checkpoints`, already read)."""
+    states = checkpoints if checkpoints is not None else read_checkpoints(entries)
+    return {e.name: load_model(states[e.name], device) for e in entries}
 
 
 def test_set(configs: dict[str, Config]):

@@ -1,7 +1,8 @@
 """The robustness suite: every model on the same corrupted clips, scored into one tidy table.
 
     dataset clips (uint8) -> shift(clip, severity, rng(shift, severity, seed, clip))
-        -> to_tensor -> batch (B, 3, T, H, W) -> every model -> argmax
+        -> uint8 batch (B, T, H, W, 3) (pinned for cuda) -> device -> model_input
+        -> (B, 3, T, H, W) float32, normalised on the device -> every model -> argmax
         -> predictions (model, shift, severity, seed, clip, y_true, y_pred)
         -> results (model, role, shift, severity, seed, metric, value)
 
@@ -19,7 +20,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from bench.data.clips import to_tensor
+from bench.data.clips import model_input
 from bench.data.labels import EMOTIONS
 from bench.metrics import score
 from robustness.imbalance import PROFILES, RATIOS, rescore_long_tail
@@ -49,6 +50,13 @@ def _conditions(shifts: Sequence[str], severities: Sequence[int],
     return [("clean", 0, 0)] + [(s, v, int(seed)) for s in shifts for v in sev for seed in seeds]
 
 
+def _uint8_batch(frames: Sequence[np.ndarray], pin: bool) -> torch.Tensor:
+    """Clips (T, H, W, 3) uint8 stacked into one (B, T, H, W, 3) uint8 tensor."""
+    x = torch.empty((len(frames), *frames[0].shape), dtype=torch.uint8, pin_memory=pin)
+    np.stack(frames, out=x.numpy())
+    return x
+
+
 @torch.inference_mode()
 def predict_conditions(models: Mapping[str, torch.nn.Module], dataset,
                        conditions: Sequence[tuple[str, int, int]], *, batch_size: int = 32,
@@ -60,6 +68,7 @@ def predict_conditions(models: Mapping[str, torch.nn.Module], dataset,
     `labels` and `records[i].clip_id` (a bench ClipDataset).
     """
     device = torch.device(device)
+    pin = device.type == "cuda"  # pinned host memory: the copy to the GPU runs asynchronously
     for m in models.values():
         m.eval().to(device)
     n = len(dataset)
@@ -76,7 +85,7 @@ def predict_conditions(models: Mapping[str, torch.nn.Module], dataset,
             frames = [clean[i] if shift == "clean" else
                       apply_shift(shift, clean[i], sev, shift_rng(shift, sev, seed, i))
                       for i in range(a, min(a + batch_size, n))]
-            x = torch.stack([to_tensor(f) for f in frames]).to(device)  # (B, 3, T, H, W)
+            x = model_input(_uint8_batch(frames, pin), device)  # (B, 3, T, H, W) float32
             t1 = time.perf_counter()
             for name, model in models.items():
                 logits, _ = model(x)  # (B, K)

@@ -1,6 +1,8 @@
 """`python -m robustness --run RUN_DIR` on a real tiny sweep folder, and its user errors."""
 from __future__ import annotations
 
+import json
+import shutil
 from pathlib import Path
 
 import pandas as pd
@@ -11,7 +13,7 @@ import yaml
 from bench.config import load_config
 from bench.engine import Trainer
 from bench.errors import DataError
-from bench.runs import save_checkpoint
+from bench.runs import load_checkpoint, save_checkpoint
 from robustness import __main__ as cli
 from robustness import runs
 
@@ -73,6 +75,9 @@ def test_cli_writes_the_contract_tables(run_dir, capsys):
     assert set(gain.model) == {"hdf-best"} and set(gain.baseline) == {"x3d_ce"}
     assert (gain.ci_low <= gain.estimate + 1e-12).all() and (gain.estimate <= gain.ci_high + 1e-12).all()
     assert not list(run_dir.glob(".robustness*"))
+    suite = json.loads((folder / "suite.json").read_text())  # scored where they were trained
+    assert (suite["device"], suite["device_note"]) == ("cpu", None)
+    assert suite["trained_devices"] == {"hdf-best": "cpu", "x3d_ce": "cpu"}
 
     # Same seeds, same corrupted clips: a rerun reproduces every prediction, and replaces the folder.
     assert _main(*args, "--baseline", "hdf-best") == 0
@@ -97,11 +102,35 @@ def test_library_evaluate_is_paired_across_models(run_dir):
     assert set(df["shift"]) == {"clean", "jpeg"}
 
 
+@pytest.mark.slow
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA")
+def test_models_trained_on_cuda_are_scored_on_cpu_with_a_warning(run_dir, tmp_path, capsys):
+    run = tmp_path / "run"
+    shutil.copytree(run_dir, run, ignore=shutil.ignore_patterns("robustness"))
+    path = run / "models" / "x3d_ce" / "checkpoint.pt"
+    state = load_checkpoint(path)
+    state["config"]["train"]["device"] = "cuda"
+    save_checkpoint(path, state)
+    args = ["--run", str(run), "--shifts", "reverse", "--severities", "1", "--bootstrap", "20",
+            "--limit", "4", "--imbalance", "off", "--quiet"]
+    assert _main(*args) == 0
+    err = capsys.readouterr().err
+    assert err == "warning: models trained on cuda; this machine has no CUDA: scoring on cpu\n"
+    suite = json.loads((run / "robustness" / "suite.json").read_text())
+    assert suite["device"] == "cpu" and suite["trained_devices"]["x3d_ce"] == "cuda"
+    assert _main(*args, "--device", "cpu") == 0  # an explicit --device wins, silently
+    assert capsys.readouterr().err == ""
+    assert json.loads((run / "robustness" / "suite.json").read_text())["device_note"] is None
+
+
 @pytest.mark.parametrize("args,needle", [
     (["--shifts", "jpg"], "unknown shift 'jpg'. Did you mean 'jpeg'?"),
     (["--severities", "7"], "severity '7' is invalid; valid: 1, 2, 3, 4, 5"),
     (["--seeds", "a"], "--seeds"),
     (["--imbalance", "1"], "imbalance ratio"),
+    (["--device", "gpu"], "device must be auto, cpu, cuda or cuda:N, got 'gpu'"),
+    pytest.param(["--device", "cuda"], "device cuda: CUDA is not available on this machine",
+                 marks=pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA")),
 ])
 def test_bad_options_fail_in_one_line(tmp_path, capsys, args, needle):
     assert _main("--run", str(tmp_path), *args) == 2
@@ -159,3 +188,5 @@ def test_slurm_job_array_gives_the_same_tables_as_in_process(run_dir, tmp_path, 
     pd.testing.assert_frame_equal(local_pred.sort_values(pkey, ignore_index=True),
                                   array_pred.sort_values(pkey, ignore_index=True), check_like=True)
     assert len(list((tmp_path / "logs").rglob("*_log.out"))) == 2 * 3  # 2 models x (clean + 2)
+    suite = json.loads((run_dir / "robustness" / "suite.json").read_text())
+    assert (suite["device"], suite["gpus_per_task"]) == ("cpu", 0)  # trained on cpu: no GPU asked
