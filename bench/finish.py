@@ -13,7 +13,7 @@ from bench.runfolder import MODELS, read_summary, write_summary
 __all__ = ["finish_run"]
 
 
-def finish_run(run_dir: Path, *, robustness: bool, report: bool, device: str = "cpu",
+def finish_run(run_dir: Path, *, robustness: bool, report: bool, device: str | None = None,
                log: Callable[[str], None] = print) -> list[str]:
     """Run what follows the training; returns the verdict sentences (empty without the suite)."""
     sentences: list[str] = []
