@@ -66,7 +66,7 @@ class Stepper:
         """`precision` is resolved (bf16, fp16 or fp32); `forward` replaces `model(x)`
         (a compiled model), while BatchNorm handling keeps using `model`."""
         self.model, self.loss_fn, self.optimizer = model, loss_fn, optimizer
-        self.forward = forward or model
+        self.forward = model if forward is None else forward
         self.params = list(params)
         self.probe = probe
         self.bn_both_passes = bn_both_passes

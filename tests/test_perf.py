@@ -10,7 +10,7 @@ from bench.perf.__main__ import main
 
 
 def test_perf_model_prints_ratios(capsys):
-    assert main(["model", "--presets", "tiny", "--repeats", "1"]) == 0
+    assert main(["model", "--presets", "tiny", "--repeats", "1", "--no-throughput"]) == 0
     out = capsys.readouterr().out
     for needle in ("x3d fwd+bwd", "x3d+dam fwd+bwd", "hdf step", "ratio DAM / plain X3D",
                    "ratio HDF step / AdamW step", "hdf step, probed",
@@ -18,9 +18,38 @@ def test_perf_model_prints_ratios(capsys):
         assert needle in out
 
 
+def test_perf_model_prints_clips_per_second_per_batch_precision_and_layout(capsys):
+    assert main(["model", "--presets", "tiny", "--no-ratios", "--batches", "2",
+                 "--precisions", "fp32,bf16", "--layouts", "contiguous,channels_last",
+                 "--steps", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "hdf train" in out and "adamw train" in out and "peak MiB (process RSS)" in out
+    rows = [line.split() for line in out.splitlines() if line.strip().startswith("tiny ")]
+    assert {(r[2], r[3], r[4]) for r in rows} == {
+        ("2", p, lay) for p in ("fp32", "bf16")
+        for lay in ("contiguous", "channels_last")}
+    for r in rows:  # hdf, adamw, infer clips/s and peak memory: positive numbers
+        assert all(float(v) > 0 for v in r[5:9])
+
+
 def test_perf_unknown_preset_fails():
-    with pytest.raises(SystemExit, match="unknown preset 'huge'"):
+    from bench.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="unknown preset 'huge'"):
         main(["model", "--presets", "huge"])
+
+
+@pytest.mark.parametrize("args,needle", [
+    (["--precisions", "fp8"], "--precisions must be a comma-separated list"),
+    (["--precisions", "fp16"], "fp16 needs a CUDA device"),
+    (["--batches", "1"], "--batches must be integers >= 2"),
+    (["--layouts", "nhwc"], "--layouts must be a comma-separated list"),
+    (["--device", "cuda:7"], "available devices"),
+])
+def test_perf_model_bad_options_are_one_line(args, needle):
+    p = subprocess.run([sys.executable, "-m", "bench.perf", "model", "--presets", "tiny", *args],
+                       capture_output=True, text=True, timeout=300)
+    assert p.returncode == 2 and needle in p.stderr and "Traceback" not in p.stderr, p.stderr
 
 
 def _perf(*args: str) -> str:
