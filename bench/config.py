@@ -162,12 +162,15 @@ def _coerce(tp: Any, value: Any, where: str) -> Any:
         if value is None and type(None) in args:
             return None
         inner = [a for a in args if a is not type(None)]
-        for tp_i in inner[:-1]:  # the first member the value fits; the last one's error
+        if len(inner) == 1:
+            return _coerce(inner[0], value, where)
+        for tp_i in inner:  # the first member the value fits
             try:
                 return _coerce(tp_i, value, where)
             except ConfigError:
                 pass
-        return _coerce(inner[-1], value, where)
+        names = " or ".join(getattr(t, "__name__", str(t)) for t in inner)
+        raise ConfigError(f"{where} must be {names}, got {value!r}")
     if origin is list:
         (item,) = typing.get_args(tp)
         if not isinstance(value, (list, tuple)):
