@@ -76,7 +76,7 @@ class DataConfig:
     workers: int | str = 0  # loader processes, or "auto": from the CPUs the trial owns
     cache: bool = True  # without the store: keep decoded frames in each process
     store: bool = True  # the node's clip store: every clip decoded once, shared memmap
-    reduced_decode: bool = True  # JPEGs >= 2/4/8x the size decode at 1/2, 1/4, 1/8 scale
+    reduced_decode: bool = False  # true: JPEGs >= 2/4/8x the size decode at 1/2, 1/4, 1/8 scale
     on_error: str = "raise"
     # Options of the named data set (root, fold, preset, ...), checked against its builder.
     options: dict[str, Any] = field(default_factory=dict)

@@ -141,7 +141,7 @@ class ClipDataset(Dataset):
         # decoding
         cache: bool = True,
         on_error: str = "raise",
-        reduced_decode: bool = True,
+        reduced_decode: bool = False,
         store: ClipStore | None = None,
     ) -> None:
         self.records: list[ClipRecord] = list(records)

@@ -41,7 +41,7 @@ def build_dataset(
     cache: bool = True,
     on_error: str = "raise",
     store: bool = True,
-    reduced_decode: bool = True,
+    reduced_decode: bool = False,
     **dataset_options: Any,
 ) -> ClipDataset:
     """Build a registered data set; unknown options fail with a suggestion."""
@@ -101,7 +101,7 @@ def dfew(
     cache: bool = True,
     on_error: str = "raise",
     store: bool = True,
-    reduced_decode: bool = True,
+    reduced_decode: bool = False,
 ) -> ClipDataset:
     root = _need(root, "root", "dfew", "the folder holding Clip/ and EmoLabel_DataSplit/")
     records = read_dfew_split(root, fold=fold, split=split, on_error=on_error)
@@ -125,7 +125,7 @@ def ferv39k(
     cache: bool = True,
     on_error: str = "raise",
     store: bool = True,
-    reduced_decode: bool = True,
+    reduced_decode: bool = False,
 ) -> ClipDataset:
     root = _need(root, "root", "ferv39k", "the folder holding 4_setups/ and 2_ClipsforFaceCrop/")
     records = read_ferv39k_split(root, split=split, on_error=on_error)
@@ -150,7 +150,7 @@ def video(
     cache: bool = True,
     on_error: str = "raise",
     store: bool = True,
-    reduced_decode: bool = True,
+    reduced_decode: bool = False,
 ) -> ClipDataset:
     """`split` only picks training or evaluation sampling; the list is the split.
 
@@ -182,7 +182,7 @@ def synthetic(
     cache: bool = True,
     on_error: str = "raise",
     store: bool = True,
-    reduced_decode: bool = True,
+    reduced_decode: bool = False,
 ) -> ClipDataset:
     """Generated (or reused) DFEW-layout data; `.meta` carries metadata.csv.
 

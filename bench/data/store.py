@@ -126,7 +126,7 @@ def _complete(folder: Path) -> dict[str, Any] | None:
     return rec if nbytes == int(rec["offsets"][-1]) * int(rec["size"]) ** 2 * 3 else None
 
 
-def open_store(records: Iterable[ClipRecord], *, size: int, reduced: bool = True,
+def open_store(records: Iterable[ClipRecord], *, size: int, reduced: bool = False,
                identity: str | None = None, root: Path | None = None) -> ClipStore:
     """The store of `records` at `size`, built now (once per node) if missing or partial."""
     records = sorted(records, key=clip_key)
