@@ -76,8 +76,10 @@ class DataConfig:
     size: int = 64
     batch_size: int = 16
     augment: bool = True
-    workers: int = 0
-    cache: bool = True
+    workers: int | str = 0  # loader processes, or "auto": from the CPUs the trial owns
+    cache: bool = True  # without the store: keep decoded frames in each process
+    store: bool = True  # the node's clip store: every clip decoded once, shared memmap
+    reduced_decode: bool = False  # true: JPEGs >= 2/4/8x the size decode at 1/2, 1/4, 1/8 scale
     on_error: str = "raise"
     # Options of the named data set (root, fold, preset, ...), checked against its builder.
     options: dict[str, Any] = field(default_factory=dict)
@@ -166,7 +168,15 @@ def _coerce(tp: Any, value: Any, where: str) -> Any:
         if value is None and type(None) in args:
             return None
         inner = [a for a in args if a is not type(None)]
-        return _coerce(inner[0], value, where)
+        if len(inner) == 1:
+            return _coerce(inner[0], value, where)
+        for tp_i in inner:  # the first member the value fits
+            try:
+                return _coerce(tp_i, value, where)
+            except ConfigError:
+                pass
+        names = " or ".join(getattr(t, "__name__", str(t)) for t in inner)
+        raise ConfigError(f"{where} must be {names}, got {value!r}")
     if origin is list:
         (item,) = typing.get_args(tp)
         if not isinstance(value, (list, tuple)):
@@ -212,7 +222,8 @@ def _check_values(cfg: Config, source: str) -> None:
     need(cfg.data.size >= 32 and cfg.data.size % 32 == 0,
          f"data.size must be a multiple of 32 (X3D downsamples by 32), got {cfg.data.size}")
     need(cfg.data.batch_size >= 2, f"data.batch_size must be >= 2, got {cfg.data.batch_size}")
-    need(cfg.data.workers >= 0, "data.workers must be >= 0")
+    need(cfg.data.workers == "auto" or (isinstance(cfg.data.workers, int) and cfg.data.workers >= 0),
+         f"data.workers must be >= 0 or 'auto' (from the CPUs the trial owns), got {cfg.data.workers!r}")
     need(cfg.data.on_error in ("raise", "skip"),
          f"data.on_error must be 'raise' or 'skip', got {cfg.data.on_error!r}")
     need(cfg.optim.momentum >= 0, f"optim.momentum must be >= 0, got {cfg.optim.momentum}")

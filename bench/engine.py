@@ -26,6 +26,7 @@ from torch.utils.data import DataLoader
 from bench.config import DEVICE_NAME, PRECISIONS, Config
 from bench.data import build_dataset
 from bench.data.clips import model_input
+from bench.data.workers import resolve_workers
 from bench.data.labels import EMOTIONS
 from bench.errors import ConfigError
 from bench.losses import build_loss
@@ -172,7 +173,8 @@ def build_split(cfg: Config, split: str, *, fold: int | None = None):
         options["fold"] = fold
     return build_dataset(d.name, split=split, augment=d.augment and split == "train",
                          num_frames=d.num_frames, size=d.size, seed=cfg.train.seed,
-                         cache=d.cache, on_error=d.on_error, **options)
+                         cache=d.cache, on_error=d.on_error, store=d.store,
+                         reduced_decode=d.reduced_decode, **options)
 
 
 def holdout(train_set: Any, fraction: float) -> Any:
@@ -252,15 +254,16 @@ class Trainer:
             self.train_set.split_off(i not in keep for i in range(len(self.train_set)))
         self.class_counts = list(self.train_set.class_counts(len(EMOTIONS)))
         pin = self.device.type == "cuda"
+        workers = resolve_workers(d.workers, device=self.device)
         self._gen = torch.Generator()
         self.train_loader = DataLoader(self.train_set, batch_size=d.batch_size, shuffle=True,
                                        drop_last=len(self.train_set) > d.batch_size,
-                                       num_workers=d.workers, generator=self._gen, pin_memory=pin,
-                                       persistent_workers=d.workers > 0)
+                                       num_workers=workers, generator=self._gen, pin_memory=pin,
+                                       persistent_workers=workers > 0)
         self.test_loader = DataLoader(self.test_set, batch_size=d.batch_size, shuffle=False,
-                                      num_workers=d.workers, pin_memory=pin)
+                                      num_workers=workers, pin_memory=pin)
         self.val_loader = None if self.val_set is None else DataLoader(
-            self.val_set, batch_size=d.batch_size, shuffle=False, num_workers=d.workers,
+            self.val_set, batch_size=d.batch_size, shuffle=False, num_workers=workers,
             pin_memory=pin)
         self.model = model_from_config(cfg).to(self.device)
         if cfg.train.channels_last:

@@ -18,6 +18,7 @@ import torch
 
 from bench.cli import run_main
 from bench.config import Config, deep_merge, parse_overrides
+from bench.data.workers import resolve_workers
 from bench.engine import EvalResult, build_split, evaluate, model_from_config, resolve_device
 from bench.errors import ConfigError, DataError
 from bench.paths import check_output_file
@@ -96,7 +97,7 @@ def evaluate_checkpoint(state: dict[str, Any], *, overrides: list[str] | None = 
                                   f"was built for that clip size")
     dataset = build_split(cfg, split)
     loader = torch.utils.data.DataLoader(dataset, batch_size=cfg.data.batch_size,
-                                         num_workers=cfg.data.workers)
+                                         num_workers=resolve_workers(cfg.data.workers, device=dev))
     reporter = reporter or Reporter(quiet=True)
     with reporter.task(f"evaluating {len(dataset)} clips") as bar:
         return cfg, evaluate(model, loader, dev, bar)

@@ -24,6 +24,7 @@ from bench.data import (
     to_tensor,
     uniform_indices,
 )
+from bench.data.clips import model_input
 from bench.data.records import list_frames
 from bench.errors import ConfigError, DataError
 
@@ -315,7 +316,7 @@ def options(request: pytest.FixtureRequest, tmp_path: Path) -> Callable[[str], d
 def test_every_dataset_end_to_end(name: str, options: Callable[[str], dict]) -> None:
     ds = build_dataset(name, split="train", num_frames=6, size=16, augment=True, seed=3, **options(name))
     x, y = ds[0]
-    assert x.shape == (3, 6, 16, 16) and x.dtype == torch.float32
+    assert x.shape == (6, 16, 16, 3) and x.dtype == torch.uint8  # normalised on the device
     assert isinstance(y, int) and y == ds.labels[0]
     assert ds.labels.dtype == np.int64 and sum(ds.class_counts()) == len(ds) and len(ds.class_counts()) == 7
     assert torch.equal(ds[0][0], x)  # same (seed, epoch, index) -> same item
@@ -327,7 +328,9 @@ def test_every_dataset_end_to_end(name: str, options: Callable[[str], dict]) -> 
     assert frames.shape == (6, 16, 16, 3) and frames.dtype == np.uint8
     ev = build_dataset(name, split="test", num_frames=6, size=16, augment=True, **options(name))
     assert ev.transform is None and not ev.train  # augmentation is for training only
-    assert torch.allclose(ev[0][0], to_tensor(ev.get_frames(0)))
+    assert torch.equal(ev[0][0], torch.from_numpy(ev.get_frames(0)))
+    batch = torch.utils.data.default_collate([ev[0], ev[0]])[0]  # (2, T, H, W, 3) uint8
+    assert torch.equal(model_input(batch, torch.device("cpu"))[0], to_tensor(ev.get_frames(0)))
 
 
 @pytest.mark.parametrize("name", DATASETS.names())
@@ -370,8 +373,9 @@ def test_training_randomness_depends_on_seed_epoch_index_only(dfew_root: Path) -
 
 
 def test_cache_avoids_decoding_again(dfew_root: Path) -> None:
-    cached = build_dataset("dfew", root=dfew_root, split="test", num_frames=4, size=16)
-    uncached = build_dataset("dfew", root=dfew_root, split="test", num_frames=4, size=16, cache=False)
+    cached = build_dataset("dfew", root=dfew_root, split="test", num_frames=4, size=16, store=False)
+    uncached = build_dataset("dfew", root=dfew_root, split="test", num_frames=4, size=16,
+                             cache=False, store=False)
     x, _ = cached[0]
     assert torch.equal(uncached[0][0], x)
     _break(dfew_root, "Clip/clip_224x224/00005", None)
@@ -418,24 +422,27 @@ def test_corrupt_jpeg_raises_or_is_replaced(dfew_root: Path, damage: str) -> Non
     with pytest.raises(DataError, match="00002/00006.jpg") as err:
         ds.get_frames(1)
     assert "\n" not in str(err.value)
-    for cache in (True, False):
+    for cache, store in ((True, False), (False, False), (True, True)):
         skip = build_dataset("dfew", root=dfew_root, split="train", num_frames=4, size=FRAME,
-                             cache=cache, on_error="skip")
+                             cache=cache, on_error="skip", store=store)
         assert levels(skip.get_frames(1)) == [0, 4, 10, 15]  # nearest readable neighbour
         assert [item for item, _ in skip.skipped] == [str(bad)]
         skip.get_frames(1)
         assert len(skip.skipped) == 1  # counted once
 
 
-def test_preload_drops_unreadable_clips_in_skip_mode(dfew_root: Path) -> None:
+@pytest.mark.parametrize("store", [False, True])
+def test_preload_drops_unreadable_clips_in_skip_mode(dfew_root: Path, store: bool) -> None:
     for p in (dfew_root / "Clip/clip_224x224/00003").iterdir():
         p.write_bytes(b"not a jpeg")
-    ds = build_dataset("dfew", root=dfew_root, split="train", num_frames=4, size=16, on_error="skip")
+    ds = build_dataset("dfew", root=dfew_root, split="train", num_frames=4, size=16,
+                       on_error="skip", store=store)
     with pytest.raises(DataError, match="00003"):
         ds[2]
     assert ds.preload() == 1
-    assert [r.clip_id for r in ds.records] == ["00001", "00002", "00004"] and len(ds._cache) == 3
-    strict = build_dataset("dfew", root=dfew_root, split="train", num_frames=4, size=16)
+    assert [r.clip_id for r in ds.records] == ["00001", "00002", "00004"]
+    assert len(ds._cache) == (0 if store else 3)  # the store needs no per-process copy
+    strict = build_dataset("dfew", root=dfew_root, split="train", num_frames=4, size=16, store=store)
     with pytest.raises(DataError, match="00003"):
         strict.preload()
 
@@ -470,7 +477,7 @@ def test_skip_mode_leaves_out_files_that_are_not_videos(video_list: Path) -> Non
     assert [item.rsplit(":", 1)[1] for item, _ in records.skipped] == ["2", "4"]
     ds = build_dataset("video", list=video_list, split="train", num_frames=4, size=16,
                        on_error="skip")
-    assert len(ds) == 1 and ds[0][0].shape == (3, 4, 16, 16)
+    assert len(ds) == 1 and ds[0][0].shape == (4, 16, 16, 3)
 
 
 @pytest.mark.parametrize("rel", ["../outside.mp4", "vids/../../outside.mp4", "ABSOLUTE"])

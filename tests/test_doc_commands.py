@@ -98,6 +98,8 @@ SLOW = {
         "timing; tests/test_perf.py runs it CI-sized",
     "python -m bench.perf tune": "timing; tests/test_perf.py runs it CI-sized",
     "python -m bench.perf robustness": "timing; tests/test_perf.py runs it CI-sized",
+    "python -m bench.perf data": "about 80 s of timing plus generating a data set; "
+                                 "tests/test_perf.py runs it CI-sized",
 }
 # Commands of the "Commands" table and of pages written as a placeholder (METAVARs) are not
 # in ```bash blocks, so they are not extracted.

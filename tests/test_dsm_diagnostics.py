@@ -13,6 +13,7 @@ import torch.nn.functional as F
 
 from bench.config import load_config
 from bench.data import build_dataset
+from bench.data.clips import model_input
 from bench.engine import model_from_config, optimizer_from_config, stepper_from_config
 from bench.losses import Term, build_loss
 from bench.losses.dsm import dsc_figure, effective_pairs, ib_trace
@@ -142,7 +143,8 @@ def test_unscaled_estimate_between_probes_follows_the_scaled_norm() -> None:
 def test_projection_spreads_the_figure_weights_over_more_pairs() -> None:
     ds = build_dataset("synthetic", split="train", preset="ci", num_frames=4, size=32,
                        augment=False, seed=0)
-    x = torch.stack([ds[i][0] for i in range(32)])  # (32, 3, 4, 32, 32) real clips
+    clips = torch.stack([ds[i][0] for i in range(32)])  # (32, 4, 32, 32, 3) uint8 real clips
+    x = model_input(clips, torch.device("cpu"))  # (32, 3, 4, 32, 32)
     pairs = {}
     for projection in (False, True):
         model = _tiny(projection=projection).train()

@@ -32,6 +32,25 @@ def test_perf_model_prints_clips_per_second_per_batch_precision_and_layout(capsy
         assert all(float(v) > 0 for v in r[5:9])
 
 
+def test_perf_data_prints_the_table_and_goal_lines(tmp_path, monkeypatch, capsys):
+    import re
+
+    import torch
+
+    monkeypatch.setenv("HDF_BENCH_CACHE", str(tmp_path))
+    threads = torch.get_num_threads()
+    tiny = "num_clips=24,num_subjects=6,min_frames=8,max_frames=10"
+    assert main(["data", "--preset", "ci", "--preset-112", "ci", "--clips", "6", "--repeats", "1",
+                 "--synth-options", tiny]) == 0
+    out = capsys.readouterr().out
+    for name in (r"synthetic ci", r"DFEW layout \(ci\)"):
+        assert re.search(rf"clip store / JPEG path per worker \({name}\): [\d.]+x "
+                         rf"\(goal >= 10x\): (met|MISSED)", out), out
+    assert "| 80 px | 6 |" in out and "| 112 px | 6 |" in out
+    assert not list(tmp_path.glob(".perf-data-*"))  # the benchmark's stores are removed
+    assert torch.get_num_threads() == threads
+
+
 def test_perf_unknown_preset_fails():
     from bench.errors import ConfigError
 

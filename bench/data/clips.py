@@ -1,6 +1,9 @@
 """Frame sampling and the clip Dataset every loader shares.
 
-    records -> decode + resize (cached uint8) -> uniform_indices -> augment -> to_tensor
+    records -> clip store (uint8 memmap, decoded once per node)  \
+            -> or JPEG decode + resize (sampled frames, cached)  -> uniform_indices
+            -> augment (uint8, per item) -> item uint8 (T, H, W, 3)
+    loader batch uint8 (B, T, H, W, 3) -> model_input on the device -> (B, 3, T, H, W) float
 
 Randomness (segment offsets, augmentation) comes from a generator seeded by
 (seed, epoch, index), so an item is the same whatever the worker count or the
@@ -17,12 +20,15 @@ import torch
 from torch.utils.data import Dataset
 
 from bench.data.labels import EMOTIONS, NUM_CLASSES
+from bench.data.frames import read_or_neighbour
 from bench.data.records import ClipRecord, check_on_error
-from bench.data.video import decode_video, read_frame
+from bench.data.video import decode_video
 from bench.errors import DataError
 
 if TYPE_CHECKING:
     import pandas as pd
+
+    from bench.data.store import ClipStore
 
 __all__ = ["ClipDataset", "uniform_indices", "to_tensor", "model_input", "MEAN", "STD"]
 
@@ -97,12 +103,21 @@ def model_input(x: torch.Tensor, device: torch.device, *,
 
 
 class ClipDataset(Dataset):
-    """Labelled clips as (3, T, H, W) tensors; see the module docstring for seeding.
+    """Labelled clips as uint8 (T, H, W, 3) items; see the module docstring for seeding.
 
-    cache=True keeps every decoded, resized frame of a clip (uint8) after its
-    first use, so later epochs decode nothing. Each DataLoader worker fills its
-    own copy: use num_workers=0, persistent_workers=True, or `preload()` before
-    forking workers.
+    Items stay uint8 across the loader's process boundary (a quarter of
+    float32's bytes); `model_input` normalises the batch on the device, giving
+    exactly `to_tensor`'s values.
+
+    Frames come from, in order of preference:
+    - `store` (a `bench.data.store.ClipStore`): every clip decoded once per node
+      into one read-only memory map that all workers and trials share;
+    - cache=True: each decoded, resized frame is kept (uint8) after its first
+      use; only the sampled frames are decoded. Each DataLoader worker fills its
+      own copy: use num_workers=0, persistent_workers=True, or `preload()`;
+    - cache=False: the sampled frames are decoded for every item.
+    `reduced_decode` lets libjpeg decode large JPEGs at 1/2, 1/4 or 1/8 scale
+    before the INTER_AREA resize (`bench.data.video.read_frame`).
 
     on_error="skip": an unreadable frame is replaced by its nearest readable
     neighbour in the clip and listed in `.skipped`; a clip with no readable
@@ -126,11 +141,15 @@ class ClipDataset(Dataset):
         # decoding
         cache: bool = True,
         on_error: str = "raise",
+        reduced_decode: bool = False,
+        store: ClipStore | None = None,
     ) -> None:
         self.records: list[ClipRecord] = list(records)
         self.skipped: list[tuple[str, str]] = list(getattr(records, "skipped", []))
         if num_frames < 1 or size < 1:
             raise ValueError(f"num_frames and size must be >= 1, got {num_frames}, {size}")
+        if store is not None and store.size != size:
+            raise ValueError(f"the clip store holds {store.size} px frames, the data set wants {size}")
         self.num_frames = num_frames
         self.size = size
         self.transform = transform
@@ -139,9 +158,13 @@ class ClipDataset(Dataset):
         self.epoch = 0
         self.cache = cache
         self.on_error = check_on_error(on_error)
-        self._cache: dict[int, np.ndarray] = {}
-        self._bad_frames: set[str] = set()
-        if cache:
+        self.reduced_decode = reduced_decode
+        self.store = store
+        self._cache: dict[int, np.ndarray] = {}  # index -> (N, H, W, 3), filled lazily
+        self._have: dict[int, np.ndarray] = {}  # index -> (N,) bool: frames decoded so far
+        self._bad_frames: dict[str, str] = {}  # path -> reason
+        self._warned = False
+        if cache and store is None:
             n = sum(len(r.frames) for r in self.records if r.frames is not None)
             log.info("frame cache will hold up to %.2f GB (%d frames at %dx%d)", n * size * size * 3 / 1e9, n, size, size)
 
@@ -178,8 +201,10 @@ class ClipDataset(Dataset):
         moved = [r for r, m in zip(self.records, move) if m]
         self.records = [r for r, m in zip(self.records, move) if not m]
         self._cache.clear()
+        self._have.clear()
         return ClipDataset(moved, num_frames=self.num_frames, size=self.size, train=False,
-                           seed=self.seed, cache=self.cache, on_error=self.on_error)
+                           seed=self.seed, cache=self.cache, on_error=self.on_error,
+                           reduced_decode=self.reduced_decode, store=self.store)
 
     # -- items ---------------------------------------------------------------
 
@@ -192,85 +217,112 @@ class ClipDataset(Dataset):
         return self._sample(index, None)
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
+        """uint8 (T, H, W, 3) and the label; batches collate to (B, T, H, W, 3)."""
         if not self.train:
-            return to_tensor(self._sample(index, None)), self.records[index].label
+            return torch.from_numpy(self._sample(index, None)), self.records[index].label
         rng = self.rng(index)
         frames = self._sample(index, rng)  # (T, H, W, 3)
         if self.transform is not None:
             frames = self.transform(frames, rng)
-        return to_tensor(frames), self.records[index].label  # (3, T, H, W)
+        return torch.from_numpy(np.ascontiguousarray(frames)), self.records[index].label
 
     def preload(self) -> int:
         """Decode every clip now (into the cache if on); in skip mode drop unusable clips.
 
+        With a store nothing is decoded: clips the store could not read are dropped.
         Returns the number of clips dropped.
         """
         kept: list[ClipRecord] = []
         cache: dict[int, np.ndarray] = {}
         for i, rec in enumerate(self.records):
             try:
-                clip = self._cache.get(i)
-                if clip is None:
-                    clip = self._decode(rec, None)
+                clip = self._stored(rec) if self.store is not None else self._cache_full(i, rec)
             except DataError as e:
                 if self.on_error == "raise":
                     raise
                 self.skipped.append((rec.clip_id, str(e)))
                 continue
-            if self.cache:
+            if self.cache and self.store is None:
                 cache[len(kept)] = clip
             kept.append(rec)
         dropped = len(self.records) - len(kept)
         if dropped:
             log.warning("dropped %d unreadable clip(s) of %d", dropped, len(self.records))
         self.records, self._cache = kept, cache
+        self._have = {i: np.ones(len(c), bool) for i, c in cache.items()}
         return dropped
+
+    def _cache_full(self, index: int, rec: ClipRecord) -> np.ndarray:
+        """Every frame of a clip, from the cache where decoded already.  # (N, H, W, 3)"""
+        if rec.video is not None:
+            return self._cache.get(index) if index in self._cache else self._video(rec)
+        return self._cached_frames(index, rec, np.arange(len(rec.frames or [])))
 
     def _sample(self, index: int, rng: np.random.Generator | None) -> np.ndarray:
         rec = self.records[index]
-        if self.cache or rec.video is not None:
+        if self.store is not None:
+            clip = self._stored(rec)  # (N, H, W, 3) read-only map
+            return clip[uniform_indices(len(clip), self.num_frames, rng=rng)]  # a copy
+        if rec.video is not None:
             clip = self._cache.get(index)
             if clip is None:
-                clip = self._decode(rec, None)  # (N, H, W, 3)
+                clip = self._video(rec)  # (N, H, W, 3)
                 if self.cache:
                     self._cache[index] = clip
             return clip[uniform_indices(len(clip), self.num_frames, rng=rng)]
         assert rec.frames is not None
         idx = uniform_indices(len(rec.frames), self.num_frames, rng=rng)
+        if self.cache:
+            return self._cached_frames(index, rec, idx)
         wanted, inverse = np.unique(idx, return_inverse=True)
-        return self._decode(rec, wanted)[inverse]
+        return np.stack([self._read(rec, i) for i in wanted.tolist()])[inverse]
 
-    def _decode(self, rec: ClipRecord, wanted: np.ndarray | None) -> np.ndarray:
-        """Frames `wanted` (all if None) of a clip, resized.  # (len, H, W, 3)"""
-        if rec.video is not None:
-            return decode_video(rec.video, size=self.size)
+    def _cached_frames(self, index: int, rec: ClipRecord, idx: np.ndarray) -> np.ndarray:
+        """Frames `idx` of a frame-folder clip, decoding only those not cached yet."""
         assert rec.frames is not None
-        indices = range(len(rec.frames)) if wanted is None else wanted.tolist()
-        return np.stack([self._read_or_neighbour(rec, i) for i in indices])
+        clip, have = self._cache.get(index), self._have.get(index)
+        if clip is None or have is None:
+            clip = np.empty((len(rec.frames), self.size, self.size, 3), np.uint8)  # (N, H, W, 3)
+            have = np.zeros(len(rec.frames), bool)
+        wanted = np.unique(idx)
+        for i in wanted[~have[wanted]].tolist():
+            clip[i] = self._read(rec, i)
+            have[i] = True
+        if self.cache:
+            self._cache[index], self._have[index] = clip, have
+        return clip[idx]
 
-    def _read_or_neighbour(self, rec: ClipRecord, i: int) -> np.ndarray:
-        assert rec.frames is not None
+    def _stored(self, rec: ClipRecord) -> np.ndarray:
+        """A clip from the store, with its bad frames raised or noted.  # (N, H, W, 3)"""
+        assert self.store is not None
+        row = self.store.row(rec)
+        problems = self.store.problems(row)
+        clip = self.store.clip(row)
+        if problems and (self.on_error == "raise" or len(clip) == 0):
+            raise DataError(problems[0][1] if self.on_error == "raise" else problems[-1][1])
+        for path, reason in problems:
+            self._note_bad_frame(path, reason)
+        return clip
+
+    def _video(self, rec: ClipRecord) -> np.ndarray:
+        assert rec.video is not None
+        return decode_video(rec.video, size=self.size)  # (N, H, W, 3)
+
+    def _read(self, rec: ClipRecord, i: int) -> np.ndarray:
+        """Frame i (or, in skip mode, its nearest readable neighbour).  # (H, W, 3)"""
+        known = len(self._bad_frames)
         try:
-            return read_frame(rec.frames[i], self.size)
-        except DataError as e:
-            if self.on_error == "raise":
-                raise
-            self._note_bad_frame(rec.frames[i], str(e))
-        # nearest readable frame: i-1, i+1, i-2, i+2, ...
-        n = len(rec.frames)
-        for d in range(1, n):
-            for j in (i - d, i + d):
-                if 0 <= j < n and str(rec.frames[j]) not in self._bad_frames:
-                    try:
-                        return read_frame(rec.frames[j], self.size)
-                    except DataError as e:
-                        self._note_bad_frame(rec.frames[j], str(e))
-        raise DataError(f"clip {rec.clip_id} ({rec.source}) has no readable frame")
+            return read_or_neighbour(rec, i, size=self.size, reduced=self.reduced_decode,
+                                     skip=self.on_error == "skip", bad=self._bad_frames)
+        finally:
+            for path, reason in list(self._bad_frames.items())[known:]:
+                self._note_bad_frame(path, reason, new=True)
 
-    def _note_bad_frame(self, path: object, reason: str) -> None:
-        if str(path) not in self._bad_frames:
-            self._bad_frames.add(str(path))
-            self.skipped.append((str(path), reason))
+    def _note_bad_frame(self, path: str, reason: str, *, new: bool = False) -> None:
+        if new or path not in self._bad_frames:
+            self._bad_frames[path] = reason
+            self.skipped.append((path, reason))
             # One warning, then quiet: `.skipped` holds the full list.
-            level = logging.WARNING if len(self._bad_frames) == 1 else logging.DEBUG
+            level = logging.DEBUG if self._warned else logging.WARNING
+            self._warned = True
             log.log(level, "replacing unreadable frame by a neighbour (see .skipped): %s", reason)

@@ -1,15 +1,20 @@
 """Data sets by name: `build_dataset("dfew", split="train", root=...)`.
 
 Every builder takes the same clip options (num_frames, size, augment, seed,
-cache, on_error) plus its own (root, fold, ...). `seed` drives training-time
-randomness; `data_seed` (synthetic only) drives the generator of the data.
+cache, on_error, store, reduced_decode) plus its own (root, fold, ...). `seed`
+drives training-time randomness; `data_seed` (synthetic only) drives the
+generator of the data.
+
+store=True: clips come from the node's clip store (bench.data.store), built on
+first use from the clips of every split, so the train and test splits of every
+fold share one file.
 """
 from __future__ import annotations
 
 import csv
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from bench.data.clips import ClipDataset
 from bench.data.dfew import dfew_clip_id, read_dfew_split
@@ -35,25 +40,45 @@ def build_dataset(
     seed: int = 0,
     cache: bool = True,
     on_error: str = "raise",
+    store: bool = True,
+    reduced_decode: bool = False,
     **dataset_options: Any,
 ) -> ClipDataset:
     """Build a registered data set; unknown options fail with a suggestion."""
     return DATASETS.build(
         name, split=split, num_frames=num_frames, size=size, augment=augment,
-        seed=seed, cache=cache, on_error=on_error, **dataset_options,
+        seed=seed, cache=cache, on_error=on_error, store=store,
+        reduced_decode=reduced_decode, **dataset_options,
     )
 
 
 def _clip_dataset(
     records: list[ClipRecord], *, split: str, num_frames: int, size: int,
-    augment: bool, seed: int, cache: bool, on_error: str,
+    augment: bool, seed: int, cache: bool, on_error: str, store: bool, reduced_decode: bool,
+    every_clip: Callable[[], list[ClipRecord]], identity: str | None = None,
 ) -> ClipDataset:
+    """`every_clip()`: the records of all splits (the store's contents), read only if store."""
+    from bench.data.store import open_store
+
     train = check_split(split) == "train"
     transform = build_train_transform(size) if augment and train else None
+    clip_store = open_store(every_clip(), size=size, reduced=reduced_decode,
+                            identity=identity) if store else None
     return ClipDataset(
         records, num_frames=num_frames, size=size, transform=transform,
         train=train, seed=seed, cache=cache, on_error=on_error,
+        reduced_decode=reduced_decode, store=clip_store,
     )
+
+
+def _both_splits(records: list[ClipRecord], split: str,
+                 read: Callable[[str], list[ClipRecord]]) -> Callable[[], list[ClipRecord]]:
+    """`records` plus the other split's, each clip once."""
+    def every_clip() -> list[ClipRecord]:
+        other = read("test" if split == "train" else "train")
+        seen = {str(r.source) for r in records}
+        return list(records) + [r for r in other if str(r.source) not in seen]
+    return every_clip
 
 
 def _need(value: str | Path | None, option: str, dataset: str, what: str) -> Path:
@@ -75,11 +100,16 @@ def dfew(
     seed: int = 0,
     cache: bool = True,
     on_error: str = "raise",
+    store: bool = True,
+    reduced_decode: bool = False,
 ) -> ClipDataset:
     root = _need(root, "root", "dfew", "the folder holding Clip/ and EmoLabel_DataSplit/")
     records = read_dfew_split(root, fold=fold, split=split, on_error=on_error)
+    every = _both_splits(records, split, lambda other: read_dfew_split(
+        root, fold=fold, split=other, on_error=on_error))
     return _clip_dataset(records, split=split, num_frames=num_frames, size=size,
-                         augment=augment, seed=seed, cache=cache, on_error=on_error)
+                         augment=augment, seed=seed, cache=cache, on_error=on_error,
+                         store=store, reduced_decode=reduced_decode, every_clip=every)
 
 
 @DATASETS.register("ferv39k")
@@ -94,11 +124,16 @@ def ferv39k(
     seed: int = 0,
     cache: bool = True,
     on_error: str = "raise",
+    store: bool = True,
+    reduced_decode: bool = False,
 ) -> ClipDataset:
     root = _need(root, "root", "ferv39k", "the folder holding 4_setups/ and 2_ClipsforFaceCrop/")
     records = read_ferv39k_split(root, split=split, on_error=on_error)
+    every = _both_splits(records, split, lambda other: read_ferv39k_split(
+        root, split=other, on_error=on_error))
     return _clip_dataset(records, split=split, num_frames=num_frames, size=size,
-                         augment=augment, seed=seed, cache=cache, on_error=on_error)
+                         augment=augment, seed=seed, cache=cache, on_error=on_error,
+                         store=store, reduced_decode=reduced_decode, every_clip=every)
 
 
 @DATASETS.register("video")
@@ -114,6 +149,8 @@ def video(
     seed: int = 0,
     cache: bool = True,
     on_error: str = "raise",
+    store: bool = True,
+    reduced_decode: bool = False,
 ) -> ClipDataset:
     """`split` only picks training or evaluation sampling; the list is the split.
 
@@ -123,7 +160,8 @@ def video(
     csv_path = _need(list, "list", "video", "a CSV of 'path,label' rows")
     records = read_video_list(csv_path, on_error=on_error, allow_outside=allow_outside)
     return _clip_dataset(records, split=split, num_frames=num_frames, size=size,
-                         augment=augment, seed=seed, cache=cache, on_error=on_error)
+                         augment=augment, seed=seed, cache=cache, on_error=on_error,
+                         store=store, reduced_decode=reduced_decode, every_clip=lambda: records)
 
 
 @DATASETS.register("synthetic")
@@ -143,6 +181,8 @@ def synthetic(
     seed: int = 0,
     cache: bool = True,
     on_error: str = "raise",
+    store: bool = True,
+    reduced_decode: bool = False,
 ) -> ClipDataset:
     """Generated (or reused) DFEW-layout data; `.meta` carries metadata.csv.
 
@@ -155,12 +195,19 @@ def synthetic(
     folder = ensure_synthetic(preset=preset, seed=data_seed, root=root, **(synth_options or {}))
     records = read_dfew_split(folder, fold=fold, split=split, on_error=on_error)
     join_metadata(records, Path(folder) / "metadata.csv")
+    every = _both_splits(records, split, lambda other: read_dfew_split(
+        folder, fold=fold, split=other, on_error=on_error))
+    marker = (Path(folder) / MARKER).read_text(encoding="utf-8")
     if holdout_sources and split == "train":
         from bench.data.synth.holdout import drop_sources
-        num_sources = int(json.loads((Path(folder) / MARKER).read_text())["options"]["num_sources"])
+        num_sources = int(json.loads(marker)["options"]["num_sources"])
         records = drop_sources(records, holdout_sources, num_sources=num_sources)
+    # A generated data set is never changed in place: its marker names its bytes.
+    identity = f"{Path(folder).resolve()}\n{marker}"
     return _clip_dataset(records, split=split, num_frames=num_frames, size=size,
-                         augment=augment, seed=seed, cache=cache, on_error=on_error)
+                         augment=augment, seed=seed, cache=cache, on_error=on_error,
+                         store=store, reduced_decode=reduced_decode, every_clip=every,
+                         identity=identity)
 
 
 def join_metadata(records: list[ClipRecord], csv_path: Path) -> None:

@@ -21,7 +21,8 @@ from bench.data.records import ClipRecord, Issues, OnError, RecordList, parse_la
 from bench.errors import ConfigError, DataError
 from bench.paths import inside
 
-__all__ = ["read_video_list", "decode_video", "read_frame", "resize_frame", "video_problem"]
+__all__ = ["read_video_list", "decode_video", "read_frame", "resize_frame", "video_problem",
+           "jpeg_side", "reduced_flag"]
 
 HEADER = ["path", "label"]
 
@@ -102,8 +103,12 @@ def resize_frame(frame: np.ndarray, size: int | None) -> np.ndarray:
     return cv2.resize(frame, (size, size), interpolation=cv2.INTER_AREA)
 
 
-def read_frame(path: Path, size: int | None = None) -> np.ndarray:
+def read_frame(path: Path, size: int | None = None, *, reduced: bool = False) -> np.ndarray:
     """One image file as RGB uint8, resized to (size, size).  # (H, W, 3)
+
+    reduced=True: a JPEG at least 2, 4 or 8 times `size` on its shorter side is
+    decoded at 1/2, 1/4 or 1/8 scale by libjpeg (far fewer pixels to decode),
+    then resized to the exact size with INTER_AREA like any other frame.
 
     A JPEG without its end-of-image marker is refused: libjpeg would decode the
     part that is there (grey below it), print "Premature end of JPEG file" without
@@ -113,12 +118,44 @@ def read_frame(path: Path, size: int | None = None) -> np.ndarray:
         data = path.read_bytes()
     except OSError:
         data = b""
-    if path.suffix.lower() in (".jpg", ".jpeg") and data and not _jpeg_complete(data):
+    jpeg = path.suffix.lower() in (".jpg", ".jpeg")
+    if jpeg and data and not _jpeg_complete(data):
         raise DataError(f"frame {path} is truncated (the JPEG ends without its end marker)")
-    bgr = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR) if data else None
+    flag = reduced_flag(jpeg_side(data), size) if jpeg and reduced and size else cv2.IMREAD_COLOR
+    bgr = cv2.imdecode(np.frombuffer(data, np.uint8), flag) if data else None
     if bgr is None:
         raise DataError(f"frame {path} cannot be read (missing, empty or not an image)")
     return cv2.cvtColor(resize_frame(bgr, size), cv2.COLOR_BGR2RGB)
+
+
+_REDUCED = ((8, cv2.IMREAD_REDUCED_COLOR_8), (4, cv2.IMREAD_REDUCED_COLOR_4),
+            (2, cv2.IMREAD_REDUCED_COLOR_2))
+
+
+def reduced_flag(side: int | None, size: int) -> int:
+    """The imdecode flag for a JPEG whose shorter side is `side`, wanted at `size`."""
+    for factor, flag in _REDUCED:
+        if side is not None and side >= factor * size:
+            return flag
+    return cv2.IMREAD_COLOR
+
+
+def jpeg_side(data: bytes) -> int | None:
+    """The shorter side of a JPEG from its start-of-frame header, or None if not found."""
+    i, n = 2, len(data)
+    while i + 9 <= n and data[i] == 0xFF:
+        marker = data[i + 1]
+        if marker == 0xFF:  # fill byte
+            i += 1
+            continue
+        length = int.from_bytes(data[i + 2:i + 4], "big")
+        # SOF0..SOF15 carry the frame size; C4 (DHT), C8 (JPG), CC (DAC) do not.
+        if 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC):
+            h = int.from_bytes(data[i + 5:i + 7], "big")
+            w = int.from_bytes(data[i + 7:i + 9], "big")
+            return min(h, w) or None
+        i += 2 + length
+    return None
 
 
 def _jpeg_complete(data: bytes) -> bool:

@@ -10,7 +10,6 @@ the end, so an interrupted run never leaves a half-written data set behind.
 """
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import logging
@@ -20,11 +19,12 @@ import shutil
 import uuid
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import cv2
 import pandas as pd
 
+from bench.data.cachedir import cache_root, locked, read_marker
 from bench.data.labels import EMOTIONS
 from bench.data.synth.dataset import clip_rng, sample_table
 from bench.data.synth.options import (
@@ -169,11 +169,6 @@ def _swap_in(tmp: Path, out: Path) -> None:
         shutil.rmtree(old, ignore_errors=True)
 
 
-def cache_root() -> Path:
-    """Where cached data sets live: $HDF_BENCH_CACHE or ~/.cache/hdf-bench."""
-    return Path(os.environ.get("HDF_BENCH_CACHE") or Path.home() / ".cache" / "hdf-bench")
-
-
 def _default_root(preset: str, seed: int, opts: SynthOptions) -> Path:
     name = f"{preset}-seed{seed}-v{GENERATOR_VERSION}"
     changed = non_default(opts, preset)
@@ -183,37 +178,6 @@ def _default_root(preset: str, seed: int, opts: SynthOptions) -> Path:
     return cache_root() / "synth" / name
 
 
-@contextlib.contextmanager
-def _locked(path: Path) -> Iterator[None]:
-    """Inter-process lock so parallel trials generate a cached data set once."""
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fh = open(path, "a+")
-    except OSError as e:
-        raise DataError(f"cannot use the data cache folder {path.parent}: {e.strerror or e} "
-                        f"(set HDF_BENCH_CACHE to a writable folder)") from None
-    with fh:
-        try:
-            import fcntl
-        except ImportError:  # pragma: no cover - not POSIX: renaming still keeps it atomic
-            yield
-            return
-        fcntl.flock(fh, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
-
-
-def _read_marker(marker: Path) -> dict[str, Any] | None:
-    """The marker's record, or None when it cannot be read as a JSON object."""
-    try:
-        rec = json.loads(marker.read_text(encoding="utf-8"))
-    except (OSError, ValueError):  # ValueError: bad JSON or bytes that are not UTF-8
-        return None
-    return rec if isinstance(rec, dict) else None
-
-
 def _unusable(path: Path) -> str | None:
     """Why a non-empty folder at `path` is not a complete data set (no or unreadable marker)."""
     if not path.is_dir() or not any(path.iterdir()):
@@ -221,7 +185,7 @@ def _unusable(path: Path) -> str | None:
     marker = path / MARKER
     if not marker.is_file():
         return f"it has no {MARKER}"
-    return None if _read_marker(marker) is not None else f"its {MARKER} is unreadable"
+    return None if read_marker(marker) is not None else f"its {MARKER} is unreadable"
 
 
 def ensure_synthetic(*, preset: str = "default", seed: int = 0, root: str | Path | None = None,
@@ -238,7 +202,7 @@ def ensure_synthetic(*, preset: str = "default", seed: int = 0, root: str | Path
     if root is not None and (problem := _unusable(path)):  # refused before a lock file appears
         raise DataError(f"data root '{path}' is not a complete synthetic data set ({problem}); "
                         f"remove it or choose another root")
-    with _locked(path.parent / f".{path.name}.lock"):
+    with locked(path.parent / f".{path.name}.lock"):
         problem = _unusable(path)
         if problem and root is not None:  # it changed since the check above
             raise DataError(f"data root '{path}' is not a complete synthetic data set "
@@ -248,7 +212,7 @@ def ensure_synthetic(*, preset: str = "default", seed: int = 0, root: str | Path
             shutil.rmtree(path)
         marker = path / MARKER
         if marker.is_file():
-            rec = _read_marker(marker) or {}
+            rec = read_marker(marker) or {}
             want = (GENERATOR_VERSION, preset, seed, opts.to_dict())
             if (rec.get("version"), rec.get("preset"), rec.get("seed"), rec.get("options")) != want:
                 raise DataError(f"'{marker}' records a different data set (preset, seed, options "
