@@ -19,6 +19,7 @@ import torch
 
 from bench.config import Config
 from bench.errors import TrainingDiverged
+from bench.launch.stage import STAGED_ENV, parse_staged, restage
 from bench.search.spaces import Study, decode_params, trial_config
 
 __all__ = ["run_trial", "trial_epochs", "STATE_FILE", "config_of_trial", "RUN_KEY", "METHOD_KEY",
@@ -99,7 +100,8 @@ def run_trial(tune_config: dict[str, Any], *, study: Study) -> None:
     entered = time.time()  # bench.perf tune splits a trial's fixed cost at this instant
     from ray import tune
 
-    cfg = config_of_trial(study, tune_config)
+    # sweep.sh --stage-data: read the node-local copy of the data root
+    cfg = restage(config_of_trial(study, tune_config), parse_staged(os.environ.get(STAGED_ENV)))
     torch.set_num_threads(max(1, int(study.cpus_per_trial)))
     state = None
     ckpt = tune.get_checkpoint()
