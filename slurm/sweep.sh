@@ -12,8 +12,9 @@
 # line. Each node gets one Ray node with the CPUs (and GPUs) SLURM gave it.
 #
 # Preemption and time limits: SLURM sends USR1 two minutes before the end
-# (--signal=B:USR1@120); the script stops the driver (its state is in the run
-# folder), requeues the job and exits. When the job starts again (or whenever the
+# (--signal=B:USR1@120); the script asks the running trials to checkpoint at their
+# next training step (bench/search/preempt.py), stops the driver (its state is in
+# the run folder), requeues the job and exits. When the job starts again (or whenever the
 # run folder already exists) it runs `bench.tune --resume RUN_DIR`, which finishes
 # the same study. `scontrol requeue JOBID` and preemption (SIGTERM) work the same way.
 #
@@ -31,7 +32,10 @@
 #                     else /tmp/hdf-stage-JOBID; removed when the job ends)
 #   RAY_TMP           Ray's temp dir on each node, keep it short (default /tmp/ray-JOBID)
 #   RAY_JOIN_TIMEOUT  seconds to wait for all nodes to join (default 180)
-#   SWEEP_STOP_SIGNAL signal that asks the driver to stop and save (default INT)
+#   SWEEP_STOP_SIGNAL signal that asks the driver to stop and save (default TERM: the
+#                     driver then always reports "interrupted", exit 3, and the job requeues)
+#   SWEEP_CHECKPOINT_WAIT  seconds the running trials get to save mid-epoch after USR1/TERM
+#                     before the driver is stopped (default 60)
 #
 #SBATCH --job-name=hdf-sweep
 #SBATCH --nodes=1
@@ -114,6 +118,10 @@ PORT_ARGS=(--node-manager-port=$((BASE + 2))
 # Ray starts a client server (default port 10001) only with ray[client] installed.
 HEAD_ARGS=(--head --port="$GCS_PORT")
 "$PY" -c 'import sys; from ray._private.utils import get_ray_client_dependency_error as e; sys.exit(e() is not None)' 2>/dev/null && HEAD_ARGS+=(--ray-client-server-port=$((BASE + 1)))
+# Mid-epoch checkpoints of running trials (bench/search/preempt.py), on shared storage
+RUN_BASE=${RUN_DIR%.partial}
+export HDF_BENCH_PREEMPT_DIR=$(dirname "$RUN_BASE")/.$(basename "$RUN_BASE").preempt
+mkdir -p "$HDF_BENCH_PREEMPT_DIR" && rm -f "$HDF_BENCH_PREEMPT_DIR"/STOP "$HDF_BENCH_PREEMPT_DIR"/*.running
 export RAY_TMP=${RAY_TMP:-/tmp/ray-$SLURM_JOB_ID}   # short: Unix socket paths are limited to 107 bytes
 # Token authentication with a token of this job only (never ~/.ray/auth_token,
 # which a second job of the same user would overwrite); srun passes it to every node.
@@ -241,8 +249,24 @@ STOP=""
 on_signal() {
     [[ -n $STOP ]] && return
     STOP=$1
-    log "got SIG$1: asking the driver to stop (SIG${SWEEP_STOP_SIGNAL:-INT}) and save"
-    [[ -n $DRIVER_PID ]] && kill -s "${SWEEP_STOP_SIGNAL:-INT}" "$DRIVER_PID" 2>/dev/null
+    if [[ -n $DRIVER_PID ]]; then checkpoint_trials; fi
+    log "got SIG$1: asking the driver to stop (SIG${SWEEP_STOP_SIGNAL:-TERM}) and save"
+    [[ -n $DRIVER_PID ]] && kill -s "${SWEEP_STOP_SIGNAL:-TERM}" "$DRIVER_PID" 2>/dev/null
+}
+checkpoint_trials() {  # ask running trials to save mid-epoch; wait until each did (or the limit)
+    local d=$HDF_BENCH_PREEMPT_DIR t0 end f n waiting
+    touch "$d/STOP"; t0=$(date +%s); end=$(( t0 + ${SWEEP_CHECKPOINT_WAIT:-60} ))
+    while :; do
+        n=0 waiting=0
+        for f in "$d"/*.running; do
+            [[ -e $f ]] || continue
+            if [[ ${f%.running}.pt -nt $d/STOP ]]; then n=$((n + 1)); else waiting=$((waiting + 1)); fi
+        done
+        ((waiting == 0)) && break
+        (( $(date +%s) < end )) || { log "$waiting trial(s) did not checkpoint within ${SWEEP_CHECKPOINT_WAIT:-60}s: they resume from their last epoch"; break; }
+        sleep 0.5
+    done
+    log "$n trial(s) checkpointed mid-epoch in $(( $(date +%s) - t0 ))s"
 }
 trap 'on_signal USR1' USR1
 trap 'on_signal TERM' TERM
@@ -262,6 +286,7 @@ until [[ -n $RC ]]; do
     RC=$s
 done
 log "driver exited with $RC"
+((RC == 0)) && rm -rf "$HDF_BENCH_PREEMPT_DIR"
 
 if [[ $STOP == USR1 && $RC -ne 0 ]]; then
     # Time limit or preemption notice: come back later and finish the study.

@@ -405,3 +405,38 @@ def test_sweep_setup_mistakes_are_one_line(tmp_path, env, expected):
     assert _wait_job(job, 120) == "FAILED"
     errors = [ln for ln in _log(tmp_path, job).splitlines() if "error" in ln]
     assert len(errors) == 1 and errors[0].startswith(expected), errors
+
+
+@pytest.mark.slow
+@needs_slurm
+def test_usr1_checkpoints_trials_mid_epoch_and_the_requeued_job_goes_on_from_there(tmp_path):
+    """The time-limit notice (USR1 to the batch script): the running trial saves at its next
+    step, the job requeues, and the trial's next epoch starts at the saved batch."""
+    import json
+
+    import yaml
+
+    raw = yaml.safe_load(SMOKE.read_text())
+    raw.update(trials=1, concurrency=1, baselines=[], scheduler={"name": "fifo"})
+    raw["base"]["set"]["train.epochs"] = 3
+    space = tmp_path / "space.yaml"
+    space.write_text(yaml.safe_dump(raw))
+    job = _sbatch(tmp_path, "--space", str(space), "--out", str(tmp_path / "runs"), "--name", "mid",
+                  "--no-robustness", "--no-report", cpus=1)
+    end = time.monotonic() + 300
+    while not any(f.read_text().strip() for f in (tmp_path / "runs").glob("mid*/tune/sweep/*/result.json")):
+        assert time.monotonic() < end, _log(tmp_path, job)[-3000:]
+        time.sleep(0.2)
+    # epoch 1 reported: the trial is in epoch 2's first steps
+    subprocess.run(["scancel", "--batch", "--signal=USR1", job], check=True, timeout=30)
+    state = _wait_job(job, 600)
+    log = _log(tmp_path, job)
+    assert state == "COMPLETED", log[-3000:]
+    assert "1 trial(s) checkpointed mid-epoch" in log and "requeueing job" in log, log[-3000:]
+    rows = [json.loads(ln) for f in (tmp_path / "runs" / "mid").glob("tune/sweep/*/result.json")
+            for ln in f.read_text().splitlines()]
+    assert [r["epoch"] for r in rows] == [1, 2, 3]
+    resumed = [r for r in rows if r.get("resumed_batch")]
+    assert len(resumed) == 1 and resumed[0]["epoch"] == 2 and resumed[0]["resumed_batch"] >= 1
+    assert not (tmp_path / "runs" / ".mid.preempt").exists()  # removed once the study finished
+    _check_finished_sweep(tmp_path / "runs" / "mid")
