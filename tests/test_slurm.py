@@ -331,8 +331,8 @@ def _ephemeral() -> tuple[int, int]:
     return int(lo), int(hi)
 
 
-def _trial_envs(name: str) -> set[str]:
-    """Values of env var `name` in this machine's Ray worker processes (ray::...)."""
+def _trial_envs(name: str, job: str) -> set[str]:
+    """Values of env var `name` in the Ray worker processes (ray::...) of SLURM job `job`."""
     found = set()
     for pid in filter(str.isdigit, os.listdir("/proc")):
         try:
@@ -341,47 +341,9 @@ def _trial_envs(name: str) -> set[str]:
             env = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
         except OSError:
             continue
-        found |= {e.decode().split("=", 1)[1] for e in env if e.startswith(f"{name}=".encode())}
+        if f"SLURM_JOB_ID={job}".encode() in env:
+            found |= {e.decode().split("=", 1)[1] for e in env if e.startswith(f"{name}=".encode())}
     return found
-
-
-@pytest.mark.slow
-@needs_slurm
-def test_sweep_stages_data_on_the_interface_and_ports_asked(tmp_path):
-    """--stage-data copies the study's data set to node-local disk and trials read it there;
-    the head binds to RAY_NODE_IFACE's address and a port block below the ephemeral range."""
-    import yaml
-
-    raw = yaml.safe_load(SMOKE.read_text())
-    raw.update(trials=1, concurrency=1, baselines=[], scheduler={"name": "fifo"})
-    space = tmp_path / "space.yaml"
-    space.write_text(yaml.safe_dump(raw))
-    env = {**os.environ, "BENCH_PYTHON": sys.executable, "RAY_NODE_IFACE": "lo"}
-    env.pop("RAY_NODE_IP", None)
-    out = subprocess.run(["sbatch", "--parsable", "--cpus-per-task=1", "--time=20",
-                          f"--output={tmp_path}/slurm-%j.out", str(SWEEP), "--space", str(space),
-                          "--out", str(tmp_path / "runs"), "--name", "st", "--stage-data",
-                          "--no-robustness", "--no-report"],
-                         capture_output=True, text=True, env=env, cwd=tmp_path, timeout=60)
-    assert out.returncode == 0, out.stderr
-    job = out.stdout.strip().split(";")[0]
-    stage = Path(f"/tmp/hdf-stage-{job}")
-    seen: set[str] = set()
-    end = time.monotonic() + 600
-    while not seen and time.monotonic() < end and _sacct_states(job)[-1:] in ([], ["PENDING"], ["RUNNING"]):
-        seen = _trial_envs("HDF_BENCH_CACHE")
-        time.sleep(0.5)
-    state = _wait_job(job, 600)
-    log = _log(tmp_path, job)
-    assert state == "COMPLETED", log[-3000:]
-    assert seen == {f"{stage}/cache"}, log[-3000:]
-    assert f"staging 1 folder(s)" in log and "trials read it through: HDF_BENCH_CACHE" in log
-    assert not stage.exists()  # removed when the job ended
-    m = re.search(r"Ray head \S+ at 127\.0\.0\.1:(\d+),", log)
-    assert m, log[-3000:]
-    lo, hi = _ephemeral()
-    assert 10000 <= int(m.group(1)) and (int(m.group(1)) + 199 < lo or int(m.group(1)) > hi)
-    _check_finished_sweep(tmp_path / "runs" / "st")
 
 
 @pytest.mark.slow
@@ -409,9 +371,11 @@ def test_sweep_setup_mistakes_are_one_line(tmp_path, env, expected):
 
 @pytest.mark.slow
 @needs_slurm
-def test_usr1_checkpoints_trials_mid_epoch_and_the_requeued_job_goes_on_from_there(tmp_path):
+def test_usr1_checkpoints_mid_epoch_and_the_requeued_job_goes_on_staged_and_on_its_interface(tmp_path):
     """The time-limit notice (USR1 to the batch script): the running trial saves at its next
-    step, the job requeues, and the trial's next epoch starts at the saved batch."""
+    step, the job requeues, and the trial's next epoch starts at the saved batch. The same job
+    stages its data (--stage-data: trials read the node-local copy), binds Ray to
+    RAY_NODE_IFACE's address and takes a port block below the ephemeral range."""
     import json
 
     import yaml
@@ -421,14 +385,25 @@ def test_usr1_checkpoints_trials_mid_epoch_and_the_requeued_job_goes_on_from_the
     raw["base"]["set"]["train.epochs"] = 3
     space = tmp_path / "space.yaml"
     space.write_text(yaml.safe_dump(raw))
-    job = _sbatch(tmp_path, "--space", str(space), "--out", str(tmp_path / "runs"), "--name", "mid",
-                  "--no-robustness", "--no-report", cpus=1)
+    env = {**os.environ, "BENCH_PYTHON": sys.executable, "RAY_NODE_IFACE": "lo"}
+    env.pop("RAY_NODE_IP", None)
+    out = subprocess.run(["sbatch", "--parsable", "--cpus-per-task=1", "--time=20",
+                          f"--output={tmp_path}/slurm-%j.out", str(SWEEP), "--space", str(space),
+                          "--out", str(tmp_path / "runs"), "--name", "mid", "--stage-data",
+                          "--no-robustness", "--no-report"],
+                         capture_output=True, text=True, env=env, cwd=tmp_path, timeout=60)
+    assert out.returncode == 0, out.stderr
+    job = out.stdout.strip().split(";")[0]
+    stage = Path(f"/tmp/hdf-stage-{job}")
+    seen: set[str] = set()
     end = time.monotonic() + 300
     while not any(f.read_text().strip() for f in (tmp_path / "runs").glob("mid*/tune/sweep/*/result.json")):
         assert time.monotonic() < end, _log(tmp_path, job)[-3000:]
+        seen |= _trial_envs("HDF_BENCH_CACHE", job)
         time.sleep(0.2)
     # epoch 1 reported: the trial is in epoch 2's first steps
     subprocess.run(["scancel", "--batch", "--signal=USR1", job], check=True, timeout=30)
+    seen |= _trial_envs("HDF_BENCH_CACHE", job)
     state = _wait_job(job, 600)
     log = _log(tmp_path, job)
     assert state == "COMPLETED", log[-3000:]
@@ -440,3 +415,12 @@ def test_usr1_checkpoints_trials_mid_epoch_and_the_requeued_job_goes_on_from_the
     assert len(resumed) == 1 and resumed[0]["epoch"] == 2 and resumed[0]["resumed_batch"] >= 1
     assert not (tmp_path / "runs" / ".mid.preempt").exists()  # removed once the study finished
     _check_finished_sweep(tmp_path / "runs" / "mid")
+    # staged: the trial processes read the node-local copy, removed when the job ended
+    assert seen == {f"{stage}/cache"}, log[-3000:]
+    assert log.count("staging 1 folder(s)") == 2  # and again after the requeue
+    assert "trials read it through: HDF_BENCH_CACHE" in log and not stage.exists()
+    # the interface's address, and a port block below the ephemeral range
+    m = re.search(r"Ray head \S+ at 127\.0\.0\.1:(\d+),", log)
+    assert m, log[-3000:]
+    lo, hi = _ephemeral()
+    assert 10000 <= int(m.group(1)) and (int(m.group(1)) + 199 < lo or int(m.group(1)) > hi)
