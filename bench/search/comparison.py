@@ -5,7 +5,7 @@
     methods: [hdf, x3d_ce]                          # the first is the candidate
     seeds: [0, 1, 2]
     concurrency: 2
-    resources: {cpu: 1, gpu: 0}
+    resources: {cpu: 1, gpu: auto}
 
 validated into a `Study` with no parameters (so the sweep's run machinery,
 export, suite and report serve it unchanged) and the list of methods.
