@@ -281,9 +281,18 @@ class Trainer:
                                            optimizer=self.optimizer, params=self.params,
                                            precision=self.precision, forward=forward)
         self.epoch = 0  # epochs completed
+        self.batch = 0  # batches of the current epoch done before a mid-epoch checkpoint
 
-    def train_epoch(self, progress: Progress | None = None) -> dict[str, float]:
-        """One pass over the training set; returns mean loss parts, probe metrics and timing."""
+    def train_epoch(self, progress: Progress | None = None, *,
+                    should_stop: Callable[[], bool] | None = None) -> dict[str, float] | None:
+        """One pass over the training set; returns mean loss parts, probe metrics and timing.
+
+        `should_stop()`, asked after every step but the epoch's last, may end the epoch
+        early: then it returns None and `self.batch` counts the steps done, which
+        `state_dict()` keeps; the next call (after `load_state_dict`) skips that many
+        batches of the same loader order and goes on. The loss it returns averages the
+        batches trained since that resume.
+        """
         self.model.train()
         self.train_set.set_epoch(self.epoch)
         self._gen.manual_seed(self.cfg.train.seed * 1_000_003 + self.epoch)
@@ -294,6 +303,8 @@ class Trainer:
         every = self.cfg.train.diag_every or CHECK_EVERY
         t0 = time.perf_counter()
         for i, (x, y) in enumerate(self.train_loader):
+            if i < self.batch:  # done before a mid-epoch checkpoint: same order, skip it
+                continue
             x = model_input(x, self.device, channels_last=self.cfg.train.channels_last)
             y = torch.as_tensor(y).to(self.device, non_blocking=True)  # (B,)
             # the loss is read (a host synchronisation) every k steps and at the end only
@@ -307,9 +318,13 @@ class Trainer:
             n += len(y)
             if progress:
                 progress(i + 1, len(self.train_loader))
+            if should_stop is not None and i + 1 < len(self.train_loader) and should_stop():
+                self.batch = i + 1
+                return None
         stats = {k: float(v) / max(n, 1) for k, v in sums.items()}  # waits for the device
         seconds = time.perf_counter() - t0
         self.epoch += 1
+        self.batch = 0
         stats.update({k: float(np.mean(v)) for k, v in probed.items()})
         stats.update(seconds=seconds, clips_per_s=n / seconds if seconds > 0 else math.nan,
                      lr=float(self.optimizer.param_groups[0]["lr"]))
@@ -329,7 +344,7 @@ class Trainer:
     # -- checkpoints -----------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
         return {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
-                "scheduler": self.scheduler.state_dict(), "epoch": self.epoch,
+                "scheduler": self.scheduler.state_dict(), "epoch": self.epoch, "batch": self.batch,
                 "grad_norm": self.stepper.grad_norm, "probe": self.stepper.probe.state_dict(),
                 "config": self.cfg.to_dict(),
                 "class_names": list(EMOTIONS), "rng": torch.get_rng_state()}
@@ -339,6 +354,7 @@ class Trainer:
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
         self.epoch = int(state["epoch"])
+        self.batch = int(state.get("batch", 0))
         self.stepper.grad_norm = state["grad_norm"]
         self.stepper.probe.load_state_dict(state.get("probe"))
         torch.set_rng_state(state["rng"])

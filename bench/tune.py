@@ -62,7 +62,7 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--trials", type=int, help="number of trials (overrides the study)")
     ap.add_argument("--concurrency", type=int, help="trials at a time (overrides the study)")
     ap.add_argument("--cpus-per-trial", type=float)
-    ap.add_argument("--gpus-per-trial", type=float, help="fractions allowed, e.g. 0.25")
+    ap.add_argument("--gpus-per-trial", help="a number (fractions allowed, e.g. 0.25) or auto: 1 per trial where the cluster has GPUs, else 0")
     conf = ap.add_mutually_exclusive_group()
     conf.add_argument("--confirm", type=int, metavar="K",
                       help="retrain the top K configurations at fresh seeds and crown the best "
@@ -98,7 +98,7 @@ def _train(study, run_dir: Path, args: argparse.Namespace) -> dict[str, Any]:
 
     build_split(study.base_config(), "train")  # generate/check the data once, not per trial
     init_ray(address=args.address, num_cpus=args.cpus, num_gpus=args.gpus)
-    check_resources(study)
+    study = check_resources(study)
     summary = run_sweep(study, run_dir, log=_log)
     write_summary(run_dir, summary)
     return summary

@@ -324,3 +324,103 @@ def test_scontrol_requeue_resumes_the_same_study(tmp_path):
     assert "(restart 1): resuming" in log and f"--resume {run}" in log
     assert "Ray cluster ready: 1 node(s), 2 CPUs" in log
     _check_finished_sweep(run)
+
+
+def _ephemeral() -> tuple[int, int]:
+    lo, hi = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()
+    return int(lo), int(hi)
+
+
+def _trial_envs(name: str, job: str) -> set[str]:
+    """Values of env var `name` in the Ray worker processes (ray::...) of SLURM job `job`."""
+    found = set()
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            if not Path(f"/proc/{pid}/cmdline").read_bytes().startswith(b"ray::"):
+                continue
+            env = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if f"SLURM_JOB_ID={job}".encode() in env:
+            found |= {e.decode().split("=", 1)[1] for e in env if e.startswith(f"{name}=".encode())}
+    return found
+
+
+@pytest.mark.slow
+@needs_slurm
+@pytest.mark.parametrize("env, expected", [
+    ({"RAY_PORT_BASE": "EPHEMERAL"}, "error: RAY_PORT_BASE={lo}: the block {lo}-{lo199} overlaps "
+                                     "the ephemeral port range {lo}-{hi} (ip_local_port_range)"),
+    ({"RAY_NODE_IFACE": "nosuch0"}, "error: RAY_NODE_IFACE=nosuch0: {host} has no interface nosuch0"),
+], ids=["port-base-in-ephemeral-range", "unknown-interface"])
+def test_sweep_setup_mistakes_are_one_line(tmp_path, env, expected):
+    lo, hi = _ephemeral()
+    env = {k: v.replace("EPHEMERAL", str(lo)) for k, v in env.items()}
+    expected = expected.format(lo=lo, lo199=lo + 199, hi=hi, host=os.uname().nodename.split(".")[0])
+    full = {**os.environ, "BENCH_PYTHON": sys.executable, **env}
+    full.pop("RAY_NODE_IP", None)
+    out = subprocess.run(["sbatch", "--parsable", "--cpus-per-task=1", "--time=5",
+                          f"--output={tmp_path}/slurm-%j.out", str(SWEEP), "--space", str(SMOKE),
+                          "--out", str(tmp_path / "runs")],
+                         capture_output=True, text=True, env=full, cwd=tmp_path, timeout=60)
+    job = out.stdout.strip().split(";")[0]
+    assert _wait_job(job, 120) == "FAILED"
+    errors = [ln for ln in _log(tmp_path, job).splitlines() if "error" in ln]
+    assert len(errors) == 1 and errors[0].startswith(expected), errors
+
+
+@pytest.mark.slow
+@needs_slurm
+def test_usr1_checkpoints_mid_epoch_and_the_requeued_job_goes_on_staged_and_on_its_interface(tmp_path):
+    """The time-limit notice (USR1 to the batch script): the running trial saves at its next
+    step, the job requeues, and the trial's next epoch starts at the saved batch. The same job
+    stages its data (--stage-data: trials read the node-local copy), binds Ray to
+    RAY_NODE_IFACE's address and takes a port block below the ephemeral range."""
+    import json
+
+    import yaml
+
+    raw = yaml.safe_load(SMOKE.read_text())
+    raw.update(trials=1, concurrency=1, baselines=[], scheduler={"name": "fifo"})
+    raw["base"]["set"]["train.epochs"] = 3
+    space = tmp_path / "space.yaml"
+    space.write_text(yaml.safe_dump(raw))
+    env = {**os.environ, "BENCH_PYTHON": sys.executable, "RAY_NODE_IFACE": "lo"}
+    env.pop("RAY_NODE_IP", None)
+    out = subprocess.run(["sbatch", "--parsable", "--cpus-per-task=1", "--time=20",
+                          f"--output={tmp_path}/slurm-%j.out", str(SWEEP), "--space", str(space),
+                          "--out", str(tmp_path / "runs"), "--name", "mid", "--stage-data",
+                          "--no-robustness", "--no-report"],
+                         capture_output=True, text=True, env=env, cwd=tmp_path, timeout=60)
+    assert out.returncode == 0, out.stderr
+    job = out.stdout.strip().split(";")[0]
+    stage = Path(f"/tmp/hdf-stage-{job}")
+    seen: set[str] = set()
+    end = time.monotonic() + 300
+    while not any(f.read_text().strip() for f in (tmp_path / "runs").glob("mid*/tune/sweep/*/result.json")):
+        assert time.monotonic() < end, _log(tmp_path, job)[-3000:]
+        seen |= _trial_envs("HDF_BENCH_CACHE", job)
+        time.sleep(0.2)
+    # epoch 1 reported: the trial is in epoch 2's first steps
+    subprocess.run(["scancel", "--batch", "--signal=USR1", job], check=True, timeout=30)
+    seen |= _trial_envs("HDF_BENCH_CACHE", job)
+    state = _wait_job(job, 600)
+    log = _log(tmp_path, job)
+    assert state == "COMPLETED", log[-3000:]
+    assert "1 trial(s) checkpointed mid-epoch" in log and "requeueing job" in log, log[-3000:]
+    rows = [json.loads(ln) for f in (tmp_path / "runs" / "mid").glob("tune/sweep/*/result.json")
+            for ln in f.read_text().splitlines()]
+    assert [r["epoch"] for r in rows] == [1, 2, 3]
+    resumed = [r for r in rows if r.get("resumed_batch")]
+    assert len(resumed) == 1 and resumed[0]["epoch"] == 2 and resumed[0]["resumed_batch"] >= 1
+    assert not (tmp_path / "runs" / ".mid.preempt").exists()  # removed once the study finished
+    _check_finished_sweep(tmp_path / "runs" / "mid")
+    # staged: the trial processes read the node-local copy, removed when the job ended
+    assert seen == {f"{stage}/cache"}, log[-3000:]
+    assert log.count("staging 1 folder(s)") == 2  # and again after the requeue
+    assert "trials read it through: HDF_BENCH_CACHE" in log and not stage.exists()
+    # the interface's address, and a port block below the ephemeral range
+    m = re.search(r"Ray head \S+ at 127\.0\.0\.1:(\d+),", log)
+    assert m, log[-3000:]
+    lo, hi = _ephemeral()
+    assert 10000 <= int(m.group(1)) and (int(m.group(1)) + 199 < lo or int(m.group(1)) > hi)

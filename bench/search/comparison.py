@@ -5,7 +5,7 @@
     methods: [hdf, x3d_ce]                          # the first is the candidate
     seeds: [0, 1, 2]
     concurrency: 2
-    resources: {cpu: 1, gpu: 0}
+    resources: {cpu: 1, gpu: auto}
 
 validated into a `Study` with no parameters (so the sweep's run machinery,
 export, suite and report serve it unchanged) and the list of methods.
@@ -18,6 +18,7 @@ from typing import Any, Mapping
 from bench.config import list_methods
 from bench.errors import ConfigError, UnknownNameError
 from bench.config import deep_merge
+from bench.search.gpus import gpu_request
 from bench.search.spaces import (Objective, Study, config_for, nested, number, one_of, section,
                                  seed_list, validate)
 
@@ -81,7 +82,7 @@ def _fixed_study(raw: Mapping[str, Any], keys: tuple[str, ...], *, name: str, so
         objective=Objective(split="test"),  # nothing is chosen: progress lines show test WAR
         concurrency=int(number(raw.get("concurrency", 2), f"{src}: concurrency", integer=True)),
         cpus_per_trial=float(number(res.get("cpu", 1), f"{src}: resources.cpu")),
-        gpus_per_trial=float(number(res.get("gpu", 0), f"{src}: resources.gpu")),
+        gpus_per_trial=gpu_request(res.get("gpu", 0), f"{src}: resources.gpu"),
         max_failures=int(number(raw.get("max_failures", 2), f"{src}: max_failures",
                                  integer=True)),
         val_fraction=0.0,  # no selection: every run trains on the whole training split

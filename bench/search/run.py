@@ -21,6 +21,7 @@ from bench.cli import keeps_stop_signals
 from bench.errors import ConfigError
 from bench.launch.command import check_ray_address
 from bench.search.spaces import DefineByRun, Study
+from bench.search.gpus import trial_gpus
 from bench.search.trainable import (CELL_KEY, METHOD_KEY, RUN_KEY, SEED_KEY, TRIAL_KEY,
                                    run_trial)
 
@@ -214,7 +215,7 @@ def _trainable(study: Study):
     from ray import tune
 
     fn = tune.with_parameters(run_trial, study=study)
-    resources = {"cpu": study.cpus_per_trial, "gpu": study.gpus_per_trial}
+    resources = {"cpu": study.cpus_per_trial, "gpu": _gpus(study)}
     return tune.with_resources(fn, resources)
 
 
@@ -338,23 +339,42 @@ def widen(study: Study, n_runs: int) -> Study:
 
     import ray
 
-    if study.gpus_per_trial:
+    if _gpus(study):
         return study
     cpus = int(ray.cluster_resources().get("CPU", 1))
     per = max(study.cpus_per_trial, float(cpus // max(1, min(n_runs, study.concurrency))))
     return dataclasses.replace(study, cpus_per_trial=per)
 
 
-def check_resources(study: Study) -> None:
-    """A trial that asks for more than the cluster has would wait forever: refuse it now."""
+def _gpus(study: Study) -> float:
+    """GPUs per trial on the running Ray cluster (resources.gpu may say "auto")."""
+    import ray
+
+    return trial_gpus(study.gpus_per_trial, ray.cluster_resources().get("GPU", 0))[0]
+
+
+def check_resources(study: Study) -> Study:
+    """A trial that asks for more than the cluster has would wait forever: refuse it now.
+
+    Returns the study with its GPUs per trial resolved ("auto" -> a number); a study
+    that leaves a GPU cluster's GPUs idle gets one warning line on stderr.
+    """
+    import dataclasses
+    import sys
+
     import ray
 
     have = ray.cluster_resources()
+    gpus, warning = trial_gpus(study.gpus_per_trial, have.get("GPU", 0))
+    if warning:
+        print(warning, file=sys.stderr, flush=True)
+    study = dataclasses.replace(study, gpus_per_trial=gpus)
     for key, need, flag in (("CPU", study.cpus_per_trial, "--cpus-per-trial"),
                             ("GPU", study.gpus_per_trial, "--gpus-per-trial")):
         if need > have.get(key, 0):
             raise ConfigError(f"each trial asks for {need:g} {key} but the Ray cluster has "
                               f"{have.get(key, 0):g}; lower it with {flag}")
+    return study
 
 
 def baseline_runs(study: Study, best_values: dict[str, Any] | None) -> list[dict[str, Any]]:

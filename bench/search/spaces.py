@@ -19,6 +19,7 @@ from typing import Any, Mapping
 
 from bench.config import MAX_SEED, Config, deep_merge, list_methods, load_config, read_yaml
 from bench.errors import BenchError, ConfigError
+from bench.search.gpus import gpu_request
 
 __all__ = ["Param", "Objective", "Searcher", "Scheduler", "Confirm", "Study", "seed_list",
            "load_study", "study_from_dict", "with_base_sets", "DefineByRun", "trial_config",
@@ -100,7 +101,7 @@ class Study:
     trials: int = 8
     concurrency: int = 2
     cpus_per_trial: float = 1.0
-    gpus_per_trial: float = 0.0
+    gpus_per_trial: float | str = 0.0   # or "auto": 1 per trial where the cluster has GPUs
     max_failures: int = 2         # restarts of a trial whose worker died
     val_fraction: float = 0.15
     baselines: tuple[str, ...] = ("x3d_ce",)
@@ -350,7 +351,7 @@ def study_from_dict(raw: Mapping[str, Any], *, name: str = "study", source: str 
         trials=int(number(raw.get("trials", 8), f"{src}: trials", integer=True)),
         concurrency=int(number(raw.get("concurrency", 2), f"{src}: concurrency", integer=True)),
         cpus_per_trial=float(number(res.get("cpu", 1), f"{src}: resources.cpu")),
-        gpus_per_trial=float(number(res.get("gpu", 0), f"{src}: resources.gpu")),
+        gpus_per_trial=gpu_request(res.get("gpu", 0), f"{src}: resources.gpu"),
         max_failures=int(number(raw.get("max_failures", 2), f"{src}: max_failures", integer=True)),
         val_fraction=float(number(raw.get("val_fraction", 0.15), f"{src}: val_fraction")),
         baselines=tuple(baselines),
@@ -364,8 +365,9 @@ def validate(study: Study) -> Study:
     src = study.source
     if study.trials < 1 or study.concurrency < 1:
         raise ConfigError(f"{src}: trials and concurrency must be >= 1")
-    if study.cpus_per_trial <= 0 or study.gpus_per_trial < 0:
+    if study.cpus_per_trial <= 0:
         raise ConfigError(f"{src}: resources.cpu must be > 0 and resources.gpu >= 0")
+    gpu_request(study.gpus_per_trial, f"{src}: resources.gpu")  # auto or a number >= 0
     if study.confirm.top and not 1 <= study.confirm.top <= study.trials:
         raise ConfigError(f"{src}: confirm.top (--confirm) must be between 1 and the number of "
                           f"trials ({study.trials}), got {study.confirm.top}")

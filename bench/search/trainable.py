@@ -19,6 +19,8 @@ import torch
 
 from bench.config import Config
 from bench.errors import TrainingDiverged
+from bench.launch.stage import STAGED_ENV, parse_staged, restage
+from bench.search.preempt import Preempt
 from bench.search.spaces import Study, decode_params, trial_config
 
 __all__ = ["run_trial", "trial_epochs", "STATE_FILE", "config_of_trial", "RUN_KEY", "METHOD_KEY",
@@ -52,9 +54,12 @@ def _scores(prefix: str, metrics: Mapping[str, float]) -> dict[str, float]:
     return {f"{prefix}{k}": float(v) for k, v in metrics.items()}
 
 
-def trial_epochs(cfg: Config, study: Study, *, state: dict[str, Any] | None = None
-                 ) -> Iterator[tuple[dict[str, Any], Callable[[Path], None]]]:
+def trial_epochs(cfg: Config, study: Study, *, state: dict[str, Any] | None = None,
+                 should_stop: Callable[[], bool] | None = None
+                 ) -> Iterator[tuple[dict[str, Any] | None, Any]]:
     """Train epoch by epoch: yields (result, save) where save(folder) writes the state.
+
+    When `should_stop()` ends an epoch early it yields (None, state_dict) once and stops.
 
     The bare loop `bench.perf tune` times against the same loop inside Tune.
     """
@@ -68,10 +73,13 @@ def trial_epochs(cfg: Config, study: Study, *, state: dict[str, Any] | None = No
     setup_s = t_start - t_setup  # data set and model built (not in wall_s)
     while trainer.epoch < cfg.train.epochs:
         try:
-            stats = trainer.train_epoch()
+            stats = trainer.train_epoch(should_stop=should_stop)
         except TrainingDiverged as e:
             nan = {f"{study.objective.split}_{m}": math.nan for m in study.objective.metrics}
             yield {"epoch": trainer.epoch + 1, "diverged": 1, "reason": str(e), **nan}, None
+            return
+        if stats is None:  # asked to stop mid-epoch
+            yield None, trainer.state_dict()
             return
         result: dict[str, Any] = {"epoch": trainer.epoch, "diverged": 0, "reason": "",
                                   "train_loss": stats["loss"], "epoch_s": stats["seconds"],
@@ -100,7 +108,8 @@ def run_trial(tune_config: dict[str, Any], *, study: Study) -> None:
     entered = time.time()  # bench.perf tune splits a trial's fixed cost at this instant
     from ray import tune
 
-    cfg = config_of_trial(study, tune_config)
+    # sweep.sh --stage-data: read the node-local copy of the data root
+    cfg = restage(config_of_trial(study, tune_config), parse_staged(os.environ.get(STAGED_ENV)))
     torch.set_num_threads(max(1, int(study.cpus_per_trial)))
     state = None
     ckpt = tune.get_checkpoint()
@@ -110,13 +119,42 @@ def run_trial(tune_config: dict[str, Any], *, study: Study) -> None:
     import ray
 
     node = ray.get_runtime_context().get_node_id()  # which Ray node ran it (multi-node runs)
-    for result, save in trial_epochs(cfg, study, state=state):
+    preempt = Preempt.from_env(tune.get_context().get_trial_id())
+    if preempt is None:
+        _report_epochs(trial_epochs(cfg, study, state=state), node, entered)
+        return
+    mid = preempt.newer_state(state)
+    preempt.start()
+    try:
+        epochs = trial_epochs(cfg, study, state=mid or state, should_stop=preempt.requested)
+        saved = _report_epochs(epochs, node, entered, resumed_batch=mid["batch"] if mid else 0,
+                               after_report=preempt.clear)
+        if saved is not None:  # the job ends soon: save mid-epoch, wait for the driver to stop
+            preempt.save(saved)
+            preempt.idle()
+    finally:
+        preempt.done()
+
+
+def _report_epochs(epochs, node: str, entered: float, *, resumed_batch: int = 0,
+                   after_report: Callable[[], None] = lambda: None) -> dict[str, Any] | None:
+    """Report each epoch with its checkpoint; returns a mid-epoch state if one came."""
+    from ray import tune
+
+    for result, save in epochs:
+        if result is None:
+            return save
+        if resumed_batch:  # the first epoch after a mid-epoch resume started at this batch
+            result["resumed_batch"] = resumed_batch
+            resumed_batch = 0
         result["node_id"] = node
         result["entered_at"] = entered
         result["reported_at"] = time.time()
         if save is None:  # diverged: the last report, no checkpoint
             tune.report(result)
-            return
+            return None
         with tempfile.TemporaryDirectory() as d:
             save(Path(d))
             tune.report(result, checkpoint=tune.Checkpoint.from_directory(d))
+        after_report()
+    return None
