@@ -76,6 +76,7 @@ class DataConfig:
     size: int = 64
     batch_size: int = 16
     augment: bool = True
+    augment_on: str = "device"  # device: pixels per batch where the model runs; cpu: per item
     workers: int | str = 0  # loader processes, or "auto": from the CPUs the trial owns
     cache: bool = True  # without the store: keep decoded frames in each process
     store: bool = True  # the node's clip store: every clip decoded once, shared memmap
@@ -224,6 +225,8 @@ def _check_values(cfg: Config, source: str) -> None:
     need(cfg.data.batch_size >= 2, f"data.batch_size must be >= 2, got {cfg.data.batch_size}")
     need(cfg.data.workers == "auto" or (isinstance(cfg.data.workers, int) and cfg.data.workers >= 0),
          f"data.workers must be >= 0 or 'auto' (from the CPUs the trial owns), got {cfg.data.workers!r}")
+    need(cfg.data.augment_on in ("device", "cpu"),
+         f"data.augment_on must be 'device' or 'cpu', got {cfg.data.augment_on!r}")
     need(cfg.data.on_error in ("raise", "skip"),
          f"data.on_error must be 'raise' or 'skip', got {cfg.data.on_error!r}")
     need(cfg.optim.momentum >= 0, f"optim.momentum must be >= 0, got {cfg.optim.momentum}")

@@ -171,7 +171,10 @@ def build_split(cfg: Config, split: str, *, fold: int | None = None):
     options = dict(d.options)
     if fold is not None:
         options["fold"] = fold
-    return build_dataset(d.name, split=split, augment=d.augment and split == "train",
+    augment: bool | str = d.augment and split == "train"
+    if augment and d.augment_on == "device":
+        augment = "device"  # parameters drawn per item, pixels moved per batch (model_input)
+    return build_dataset(d.name, split=split, augment=augment,
                          num_frames=d.num_frames, size=d.size, seed=cfg.train.seed,
                          cache=d.cache, on_error=d.on_error, store=d.store,
                          reduced_decode=d.reduced_decode, **options)

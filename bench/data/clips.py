@@ -13,12 +13,13 @@ random numbers at all.
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Callable, Iterable
+from typing import TYPE_CHECKING, Callable, Iterable, Sequence
 
 import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from bench.data.device_augment import ClipParams, apply_params
 from bench.data.labels import EMOTIONS, NUM_CLASSES
 from bench.data.frames import read_or_neighbour
 from bench.data.records import ClipRecord, check_on_error
@@ -83,23 +84,35 @@ def to_tensor(frames: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(x)
 
 
-def model_input(x: torch.Tensor, device: torch.device, *,
+def model_input(x: "torch.Tensor | Sequence[torch.Tensor]", device: torch.device, *,
                 channels_last: bool = False) -> torch.Tensor:
     """A loader batch on `device`, as the model takes it.  # (B, 3, T, H, W) float32
 
     uint8 batches (B, T, H, W, 3) cross to the device at a quarter of float32's
-    bytes and are normalised there; float batches (B, 3, T, H, W) are taken as
-    already normalised. The uint8 layout permuted to (B, 3, T, H, W) is
-    channels_last_3d already, so `channels_last` costs no copy for them.
+    bytes and are normalised there; a pair (uint8 clips, params (B, 8)) is
+    augmented there first (`bench.data.device_augment`); float batches
+    (B, 3, T, H, W) are taken as already normalised. The uint8 layout permuted
+    to (B, 3, T, H, W) is channels_last_3d already, so `channels_last` costs no
+    copy for them.
     """
-    x = x.to(device, non_blocking=True)
-    if x.dtype == torch.uint8:
-        if x.ndim != 5 or x.shape[-1] != 3:
-            raise ValueError(f"expected uint8 batches (B, T, H, W, 3), got {tuple(x.shape)}")
-        x = x.permute(0, 4, 1, 2, 3).float()  # (B, 3, T, H, W), strides of channels_last_3d
-        x = x.mul_(1.0 / (255.0 * STD)).sub_(MEAN / STD)
+    if isinstance(x, (list, tuple)):
+        frames, params = x
+        frames = _uint8_clips(frames.to(device, non_blocking=True))
+        x = apply_params(frames, params.to(device, non_blocking=True), size=frames.shape[2])
+        x = x.mul_(1.0 / (255.0 * STD)).sub_(MEAN / STD)  # (B, 3, T, H, W)
+    else:
+        x = x.to(device, non_blocking=True)
+        if x.dtype == torch.uint8:
+            x = _uint8_clips(x).permute(0, 4, 1, 2, 3).float()  # (B, 3, T, H, W)
+            x = x.mul_(1.0 / (255.0 * STD)).sub_(MEAN / STD)
     fmt = torch.channels_last_3d if channels_last else torch.contiguous_format
     return x.contiguous(memory_format=fmt)
+
+
+def _uint8_clips(x: torch.Tensor) -> torch.Tensor:
+    if x.dtype != torch.uint8 or x.ndim != 5 or x.shape[-1] != 3:
+        raise ValueError(f"expected uint8 batches (B, T, H, W, 3), got {x.dtype} {tuple(x.shape)}")
+    return x
 
 
 class ClipDataset(Dataset):
@@ -125,6 +138,8 @@ class ClipDataset(Dataset):
     Skips noted inside DataLoader workers stay in the workers.
 
     `transform` is applied only when train=True: evaluation is deterministic.
+    With `device_params` instead, a training item is ((frames, params (8,)), label)
+    and `model_input` augments the batch on the device.
     """
 
     def __init__(
@@ -143,6 +158,7 @@ class ClipDataset(Dataset):
         on_error: str = "raise",
         reduced_decode: bool = False,
         store: ClipStore | None = None,
+        device_params: "ClipParams | None" = None,
     ) -> None:
         self.records: list[ClipRecord] = list(records)
         self.skipped: list[tuple[str, str]] = list(getattr(records, "skipped", []))
@@ -153,6 +169,7 @@ class ClipDataset(Dataset):
         self.num_frames = num_frames
         self.size = size
         self.transform = transform
+        self.device_params = device_params if train else None
         self.train = train
         self.seed = seed
         self.epoch = 0
@@ -222,6 +239,10 @@ class ClipDataset(Dataset):
             return torch.from_numpy(self._sample(index, None)), self.records[index].label
         rng = self.rng(index)
         frames = self._sample(index, rng)  # (T, H, W, 3)
+        if self.device_params is not None:  # pixels move on the device (model_input)
+            params = self.device_params(rng, frames.shape[1], frames.shape[2])  # (8,)
+            return (torch.from_numpy(np.ascontiguousarray(frames)), torch.from_numpy(params)), \
+                self.records[index].label
         if self.transform is not None:
             frames = self.transform(frames, rng)
         return torch.from_numpy(np.ascontiguousarray(frames)), self.records[index].label

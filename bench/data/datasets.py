@@ -20,6 +20,7 @@ from bench.data.clips import ClipDataset
 from bench.data.dfew import dfew_clip_id, read_dfew_split
 from bench.data.ferv39k import read_ferv39k_split
 from bench.data.records import ClipRecord, check_split, utf8_errors
+from bench.data.device_augment import ClipParams
 from bench.data.transforms import build_train_transform
 from bench.data.video import read_video_list
 from bench.errors import ConfigError, DataError
@@ -61,13 +62,15 @@ def _clip_dataset(
     from bench.data.store import open_store
 
     train = check_split(split) == "train"
-    transform = build_train_transform(size) if augment and train else None
+    # augment: True (on the CPU, per item) or "device" (parameters per item, pixels per batch)
+    transform = build_train_transform(size) if augment and augment != "device" and train else None
+    params = ClipParams() if augment == "device" and train else None
     clip_store = open_store(every_clip(), size=size, reduced=reduced_decode,
                             identity=identity) if store else None
     return ClipDataset(
         records, num_frames=num_frames, size=size, transform=transform,
         train=train, seed=seed, cache=cache, on_error=on_error,
-        reduced_decode=reduced_decode, store=clip_store,
+        reduced_decode=reduced_decode, store=clip_store, device_params=params,
     )
 
 

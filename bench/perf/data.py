@@ -5,8 +5,12 @@
              -> (c) clip store: cold build (timed apart), then items read from the memmap
 
 Each variant is one worker's throughput (workers=0, in-process) over the same
-training items (sampling + augmentation, uint8 out), timed in interleaved rounds
-and compared by the median. Goal: clip store / JPEG path >= 10x per worker. Data
+training items (sampling + augmentation as training does it, uint8 out), timed
+in interleaved rounds and compared by the median. Training augments on the
+device by default (`data.augment_on: device`: a worker only draws the
+parameters, `bench.data.device_augment`); the same items augmented per item on
+the CPU (`augment_on: cpu`, albumentations) are timed too, and the device's
+share is printed for this machine. Goal: clip store / JPEG path >= 10x per worker. Data
 sets: the synthetic default (80 px frames) and a DFEW-layout folder of 112 px
 frames written by the synthetic generator (`size=112`). The stores are built in
 a temporary folder of the cache, so the cold build is really cold; it is removed
@@ -16,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import copy
 import os
 import shutil
 import tempfile
@@ -57,8 +60,8 @@ class Row:
     jpeg: float  # clips/s
     cached: float
     store: float
-    jpeg_plain: float  # the same items without augmentation
-    store_plain: float
+    jpeg_cpu: float  # the same items augmented per item on the CPU (augment_on: cpu)
+    store_cpu: float
     build_s: float
     build_clips: int
 
@@ -79,11 +82,10 @@ def _variants(make: Callable[..., ClipDataset], n: int, store_root: Path) -> tup
     with _cache_at(store_root):
         stored = make(store=True, cache=False)  # builds the store of every split's clips
     build = time.perf_counter() - t0
-    plain = {}
-    for key, ds in (("jpeg", jpeg), ("store", stored)):  # the same items without augmentation
-        plain[f"{key}_plain"] = bare = copy.copy(ds)
-        bare.transform = None
-    sets = {"jpeg": jpeg, "cached": cached, "store": stored, **plain}
+    with _cache_at(store_root):
+        on_cpu = {"jpeg_cpu": make(store=False, cache=False, augment=True),
+                  "store_cpu": make(store=True, cache=False, augment=True)}
+    sets = {"jpeg": jpeg, "cached": cached, "store": stored, **on_cpu}
     for ds in sets.values():
         ds.records = ds.records[:n]
     cached.preload()  # warm: every frame of these clips decoded once
@@ -116,7 +118,7 @@ def measure(name: str, make: Callable[..., ClipDataset], *, n: int, repeats: int
     times = interleaved({k: _epoch(ds) for k, ds in sets.items()}, repeats=repeats)
     rate = {k: len(sets[k]) / median(v) for k, v in times.items()}
     return Row(name, frames_px, len(sets["jpeg"]), rate["jpeg"], rate["cached"], rate["store"],
-               rate["jpeg_plain"], rate["store_plain"], build, len(sets["store"].store.keys))
+               rate["jpeg_cpu"], rate["store_cpu"], build, len(sets["store"].store.keys))
 
 
 def format_rows(rows: list[Row], *, size: int, num_frames: int) -> str:
@@ -124,14 +126,15 @@ def format_rows(rows: list[Row], *, size: int, num_frames: int) -> str:
     lines = [f"clips/s of one worker (workers=0, in-process), training items "
              f"{num_frames}x{size}x{size}, uint8 out; median of interleaved rounds",
              "| data set | frames on disk | clips timed | JPEG, no cache | JPEG, cache warm "
-             "| clip store | store / JPEG | store / cache | JPEG, no augmentation "
-             "| store, no augmentation | store / JPEG, no augmentation | store build (cold) |",
+             "| clip store | store / JPEG | store / cache | JPEG, augmentation on CPU "
+             "| store, augmentation on CPU | store / JPEG, augmentation on CPU "
+             "| store build (cold) |",
              "| --- " * 12 + "|"]
     for r in rows:
         lines.append(f"| {r.name} | {r.frames_px} px | {r.clips} | {r.jpeg:.0f} | {r.cached:.0f} "
                      f"| {r.store:.0f} | {r.store / r.jpeg:.1f}x | {r.store / r.cached:.2f}x "
-                     f"| {r.jpeg_plain:.0f} | {r.store_plain:.0f} "
-                     f"| {r.store_plain / r.jpeg_plain:.1f}x | {r.build_s:.1f} s "
+                     f"| {r.jpeg_cpu:.0f} | {r.store_cpu:.0f} "
+                     f"| {r.store_cpu / r.jpeg_cpu:.1f}x | {r.build_s:.1f} s "
                      f"({r.build_clips} clips, {r.build_clips / r.build_s:.0f} clips/s) |")
     for r in rows:
         ratio = r.store / r.jpeg
@@ -140,16 +143,37 @@ def format_rows(rows: list[Row], *, size: int, num_frames: int) -> str:
     return "\n".join(lines)
 
 
+def device_augment_cost(*, size: int, num_frames: int, batch: int = 16,
+                        repeats: int = 5) -> float:
+    """Seconds per clip that `model_input` spends augmenting a batch here (on this CPU)."""
+    import numpy as np
+
+    from bench.data.clips import model_input
+    from bench.data.device_augment import ClipParams
+
+    rng = np.random.default_rng(0)
+    x = torch.randint(0, 256, (batch, num_frames, size, size, 3), dtype=torch.uint8)
+    draw = ClipParams()
+    params = torch.from_numpy(np.stack([draw(rng, size, size) for _ in range(batch)]))
+    cpu = torch.device("cpu")
+    times = interleaved({"augmented": lambda: model_input((x, params), cpu),
+                         "plain": lambda: model_input(x, cpu)}, repeats=repeats)
+    return max(0.0, median(times["augmented"]) - median(times["plain"])) / batch
+
+
 def run(args: argparse.Namespace) -> int:
     threads = torch.get_num_threads(), cv2.getNumThreads()
     torch.set_num_threads(1)
     cv2.setNumThreads(1)  # one worker's throughput: one core
     try:
         rows = _measure_all(args)
+        aug = device_augment_cost(size=args.size, num_frames=args.num_frames)
     finally:
         torch.set_num_threads(threads[0])
         cv2.setNumThreads(threads[1])
     print(format_rows(rows, size=args.size, num_frames=args.num_frames))
+    print(f"augmentation on the device (here the CPU, one thread, batches of 16): "
+          f"{aug * 1e3:.3f} ms per clip, paid once per batch where the model runs")
     return 0
 
 
@@ -165,9 +189,10 @@ def _measure_all(args: argparse.Namespace) -> list[Row]:
         root = ensure_synthetic(preset=preset, **options)
         px = int(options.get("size", 80))
 
-        def make(*, store: bool, cache: bool, root: Path = root) -> ClipDataset:
+        def make(*, store: bool, cache: bool, augment: bool | str = "device",
+                 root: Path = root) -> ClipDataset:
             return build_dataset("dfew", root=root, split="train", num_frames=args.num_frames,
-                                 size=args.size, augment=True, store=store, cache=cache)
+                                 size=args.size, augment=augment, store=store, cache=cache)
 
         store_root = Path(tempfile.mkdtemp(prefix=".perf-data-", dir=cache_root()))
         try:
