@@ -156,10 +156,13 @@ def test_bn_running_stats_updated_once_per_step(momentum: float | None) -> None:
 def test_bn_running_stats_function_pairs() -> None:
     model = _model(bn=True)
     bn_running_stats(model, False)
-    bn_running_stats(model, False)  # idempotent: the saved momentum is not overwritten by 0
-    assert model[1].momentum == 0.0
+    bn_running_stats(model, False)  # idempotent: the saved setting is not overwritten
+    assert model[1].track_running_stats is False and model[1].momentum == 0.1
     bn_running_stats(model, True)
-    assert model[1].momentum == 0.1
+    assert model[1].track_running_stats is True
+    untracked = _model(bn=False)  # no BatchNorm: nothing to do
+    bn_running_stats(untracked, False)
+    bn_running_stats(untracked, True)
 
 
 @pytest.mark.parametrize("sam", [False, True])

@@ -85,7 +85,7 @@ class SAM(torch.optim.Optimizer):
             scaled_norm = grad_norm
         self._saved = []
         for group, ps, gs in groups:
-            self._saved.append((ps, [p.detach().clone() for p in ps]))
+            self._saved.append((ps, self._copies(ps)))
             e = torch._foreach_mul(gs, group["rho"] / (scaled_norm + 1e-12))
             if group["adaptive"]:
                 torch._foreach_mul_(e, torch._foreach_mul(ps, ps))  # T_w^2 (ASAM)
@@ -94,6 +94,17 @@ class SAM(torch.optim.Optimizer):
             self.zero_grad()
         self.last_grad_norm = grad_norm
         return grad_norm
+
+    def _copies(self, ps: list[torch.Tensor]) -> list[torch.Tensor]:
+        """w saved into buffers kept between steps (no allocation per step)."""
+        bufs = []
+        for p in ps:
+            buf = self.state[p].get("w")
+            if buf is None or buf.shape != p.shape or buf.dtype != p.dtype or buf.device != p.device:
+                buf = self.state[p]["w"] = torch.empty_like(p, memory_format=torch.preserve_format)
+            bufs.append(buf)
+        torch._foreach_copy_(bufs, [p.detach() for p in ps])
+        return bufs
 
     @torch.no_grad()
     def restore(self) -> None:
@@ -146,22 +157,20 @@ def _batchnorms(model: nn.Module) -> list[_BatchNorm]:
 def bn_running_stats(model: nn.Module, enabled: bool) -> None:
     """Freeze (enabled=False) or restore (True) BatchNorm running statistics.
 
-    Freezing sets momentum to 0 and remembers `num_batches_tracked`, so the second
-    SAM pass leaves the statistics exactly as the first pass left them. The
-    layers are looked up once per model, not by walking the module tree each step.
+    Frozen, a layer in training mode still normalises with the batch's own
+    statistics but neither moves its running mean/variance nor counts the batch
+    (`track_running_stats` off for the pass), so the second SAM pass leaves the
+    statistics exactly as the first pass left them. The layers are looked up once
+    per model, and toggling is attribute assignment only: no tensor is touched.
     """
     for m in _batchnorms(model):
         if not enabled:
-            if not hasattr(m, "_sam_momentum"):
-                m._sam_momentum = m.momentum
-                m._sam_tracked = (None if m.num_batches_tracked is None
-                                  else m.num_batches_tracked.clone())
-            m.momentum = 0.0
-        elif hasattr(m, "_sam_momentum"):
-            m.momentum = m._sam_momentum
-            if m._sam_tracked is not None:
-                m.num_batches_tracked.copy_(m._sam_tracked)
-            del m._sam_momentum, m._sam_tracked
+            if not hasattr(m, "_sam_tracking"):
+                m._sam_tracking = m.track_running_stats
+            m.track_running_stats = False
+        elif hasattr(m, "_sam_tracking"):
+            m.track_running_stats = m._sam_tracking
+            del m._sam_tracking
 
 
 @contextmanager
