@@ -77,7 +77,7 @@ class DataConfig:
     batch_size: int = 16
     augment: bool = True
     augment_on: str = "device"  # device: pixels per batch where the model runs; cpu: per item
-    workers: int | str = 0  # loader processes, or "auto": from the CPUs the trial owns
+    workers: int | str = "auto"  # loader processes; auto: 0 on a CPU device, the trial's CPUs - 1 on a GPU
     cache: bool = True  # without the store: keep decoded frames in each process
     store: bool = True  # the node's clip store: every clip decoded once, shared memmap
     reduced_decode: bool = False  # true: JPEGs >= 2/4/8x the size decode at 1/2, 1/4, 1/8 scale
