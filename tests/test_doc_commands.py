@@ -96,6 +96,10 @@ SLOW = {
     "python -m bench.perf model": "minutes of timing; tests/test_perf.py runs it CI-sized",
     "python -m bench.perf model --presets tiny --diag-every 25":
         "timing; tests/test_perf.py runs it CI-sized",
+    "python -m bench.perf model --device cuda --no-ratios --presets tiny,s --batches 8,16,32,64":
+        "needs a CUDA device; tests/test_perf.py runs the throughput table CI-sized on cpu",
+    "python -m bench.perf model --presets tiny --no-ratios --layouts contiguous,channels_last,compiled":
+        "minutes of timing (compilation); tests/test_perf.py runs the table CI-sized",
     "python -m bench.perf tune": "timing; tests/test_perf.py runs it CI-sized",
     "python -m bench.perf robustness": "timing; tests/test_perf.py runs it CI-sized",
     "python -m bench.perf data": "about 80 s of timing plus generating a data set; "

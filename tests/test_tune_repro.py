@@ -28,6 +28,9 @@ def _space(tmp_path: Path) -> Path:
     raw = yaml.safe_load((ROOT / "search_spaces" / "smoke.yaml").read_text())
     raw["base"]["method"] = "x3d_ce"
     raw["base"]["set"]["data.num_frames"] = 8
+    # 3 epochs: at 2, most trials' val WAR ties at chance and halving (which stops only
+    # trials strictly below its cut) may have nothing to stop
+    raw["base"]["set"]["train.epochs"] = 3
     raw.update(params={"optim.lr": {"type": "loguniform", "low": 1.0e-3, "high": 3.0}},
                val_fraction=0.5, trials=6, baselines=[],
                search={"sampler": "tpe", "seed": 0, "startup_trials": 3})

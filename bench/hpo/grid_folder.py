@@ -65,8 +65,10 @@ def with_concurrency(raw: dict[str, Any], concurrency: int | None) -> dict[str, 
 
 
 def _identity(spec: dict[str, Any]) -> dict[str, Any]:
-    """What makes two grids the same: all of grid.yaml but the runs' concurrency."""
-    study = {k: v for k, v in (spec.get("study") or {}).items() if k != "concurrency"}
+    """What makes two grids the same: all of grid.yaml but how the runs were placed
+    (their concurrency and per-run resources)."""
+    study = {k: v for k, v in (spec.get("study") or {}).items()
+             if k not in ("concurrency", "resources")}
     return {**spec, "study": study}
 
 
