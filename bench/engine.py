@@ -34,11 +34,11 @@ from bench.losses.term_grads import GradientProbe
 from bench.metrics import confusion_matrix, score
 from bench.models import build_model
 from bench.optim import build_optimizer, build_scheduler
-from bench.step import Stepper
+from bench.step import Stepper, autocast
 
 __all__ = ["Trainer", "EvalResult", "build_split", "model_from_config", "optimizer_from_config",
-           "stepper_from_config", "channels_last_3d", "seed_everything", "resolve_device", "resolve_precision",
-           "predict", "evaluate", "train"]
+           "stepper_from_config", "channels_last_3d", "seed_everything", "cuda_count", "resolve_device", "resolve_precision",
+           "predict", "evaluate", "test_due", "train"]
 
 Progress = Callable[[int, int], None]  # (batches done, batches total)
 CHECK_EVERY = 25  # steps between divergence checks when the gradient probe is off
@@ -50,6 +50,11 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
+def cuda_count() -> int:
+    """CUDA devices this machine has (0 without CUDA)."""
+    return torch.cuda.device_count() if torch.cuda.is_available() else 0
+
+
 def resolve_device(name: str) -> torch.device:
     """The torch device `name` (auto, cpu, cuda, cuda:N) names, if this machine has it.
 
@@ -58,7 +63,7 @@ def resolve_device(name: str) -> torch.device:
     """
     if not isinstance(name, str) or DEVICE_NAME.fullmatch(name) is None:
         raise ConfigError(f"device must be auto, cpu, cuda or cuda:N, got {name!r}")
-    cuda = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    cuda = cuda_count()
     if name == "auto":
         return torch.device("cuda" if cuda else "cpu")
     if name.startswith("cuda"):
@@ -95,11 +100,6 @@ def resolve_precision(name: str, device: torch.device) -> str:
     return name
 
 
-def _autocast(device: torch.device, precision: str):
-    dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision)
-    return torch.autocast(device.type, dtype=dtype, enabled=dtype is not None)
-
-
 def channels_last_3d(model: torch.nn.Module) -> torch.nn.Module:
     """Lay the model's 5-D weights (3-D convolutions) out as channels_last_3d, in place.
 
@@ -110,6 +110,13 @@ def channels_last_3d(model: torch.nn.Module) -> torch.nn.Module:
             if p.ndim == 5:
                 p.data = p.data.contiguous(memory_format=torch.channels_last_3d)
     return model
+
+
+def test_due(cfg: Config, epoch: int) -> bool:
+    """Whether the test split is scored after `epoch` (1-based): the last epoch, and
+    every train.eval_every epochs when that is > 0 (nothing is chosen by it)."""
+    k = cfg.train.eval_every
+    return epoch == cfg.train.epochs or bool(k and epoch % k == 0)
 
 
 @dataclass
@@ -132,7 +139,7 @@ def predict(model: torch.nn.Module, loader: DataLoader, device: torch.device,
     ys, ps = [], []
     for i, (x, y) in enumerate(loader):
         x = model_input(x, device, channels_last=channels_last)  # (B, C, T, H, W)
-        with _autocast(device, precision):
+        with autocast(device.type, precision):
             logits, _ = model(x)  # (B, K)
         ps.append(logits.argmax(1).cpu())
         ys.append(torch.as_tensor(y))

@@ -34,9 +34,22 @@ from bench.losses.base import LossOutput
 from bench.losses.term_grads import GradientProbe
 from bench.optim import SAM, bn_running_stats
 
-__all__ = ["Stepper", "grad_norm"]
+__all__ = ["Stepper", "grad_norm", "autocast"]
 
 _DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+def _check_resolved(precision: str) -> str:
+    if precision not in ("bf16", "fp16", "fp32"):
+        raise ValueError(f"precision must be resolved to bf16, fp16 or fp32, got {precision!r}")
+    return precision
+
+
+def autocast(device_type: str, precision: str) -> contextlib.AbstractContextManager:
+    """The autocast a resolved train.precision (bf16, fp16, fp32) runs a forward under."""
+    if _check_resolved(precision) == "fp32":
+        return contextlib.nullcontext()
+    return torch.autocast(device_type, dtype=_DTYPES[precision])
 
 
 def grad_norm(params: Sequence[torch.Tensor]) -> torch.Tensor:
@@ -71,20 +84,13 @@ class Stepper:
         self.probe = probe
         self.bn_both_passes = bn_both_passes
         self.grad_clip = grad_clip
-        if precision not in ("bf16", "fp16", "fp32"):
-            raise ValueError(f"precision must be resolved to bf16, fp16 or fp32, got {precision!r}")
-        self.precision = precision
+        self.precision = _check_resolved(precision)
         self.device_type = self.params[0].device.type if self.params else "cpu"
         self.scaler = (torch.amp.GradScaler(self.device_type) if precision == "fp16" else None)
         self.grad_norm: torch.Tensor | float | None = None  # g from the previous step
 
-    def _autocast(self) -> contextlib.AbstractContextManager:
-        if self.precision == "fp32":
-            return contextlib.nullcontext()
-        return torch.autocast(self.device_type, dtype=_DTYPES[self.precision])
-
     def _loss(self, x: torch.Tensor, y: torch.Tensor, g: Any) -> LossOutput:
-        with self._autocast():
+        with autocast(self.device_type, self.precision):
             logits, z = self.forward(x)  # (B, K), (B, D)
         return self.loss_fn(logits, z, y, grad_norm=g)  # float32 inside every loss
 

@@ -25,7 +25,7 @@ import pandas as pd
 from bench.cli import run_main
 from bench.config import Config, list_methods, load_config
 from bench.data.labels import EMOTIONS
-from bench.engine import EvalResult, Trainer
+from bench.engine import EvalResult, Trainer, test_due
 from bench.progress import Reporter
 from bench.runs import RunFolder, environment, save_checkpoint, write_table
 
@@ -82,7 +82,7 @@ def run_training(cfg: Config, *, out: str | Path, name: str, reporter: Reporter)
                 line = f"epoch {epoch}/{cfg.train.epochs}  loss {stats['loss']:.4f}  " \
                        f"{stats['seconds']:.1f}s"
                 last = epoch == cfg.train.epochs
-                if last or (cfg.train.eval_every and epoch % cfg.train.eval_every == 0):
+                if test_due(cfg, epoch):
                     ev = trainer.evaluate()
                     rows += _metric_rows(fold_id, epoch, "test", ev.metrics)
                     line += f"  test WAR {ev.metrics['war']:.3f}  UAR {ev.metrics['uar']:.3f}"

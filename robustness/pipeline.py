@@ -17,7 +17,7 @@ from typing import Any, Callable, Sequence
 import pandas as pd
 import torch
 
-from bench.engine import resolve_device
+from bench.engine import cuda_count, resolve_device
 from bench.runfolder import GAIN, PREDICTIONS, RESULTS, RESULTS_CSV, SCORES
 from robustness import runs
 from robustness.array import run_on_launcher
@@ -62,11 +62,6 @@ class SuiteOutput:
                 PREDICTIONS: self.suite.predictions, SCORES: self.scores, GAIN: self.gain}
 
 
-def _cuda_count() -> int:
-    """CUDA devices of this machine, as bench.engine.resolve_device counts them."""
-    return torch.cuda.device_count() if torch.cuda.is_available() else 0
-
-
 def stress_test(run_dir: str | Path, opts: SuiteOptions, *, progress: Callable | None = None,
                 log: Callable[[str], None] = lambda m: None,
                 warn: Callable[[str], None] | None = None) -> SuiteOutput:
@@ -83,7 +78,7 @@ def stress_test(run_dir: str | Path, opts: SuiteOptions, *, progress: Callable |
     roles = {e.name: e.role for e in entries}
     groups = {e.name: (e.group, e.seed) for e in entries}
     if opts.launcher == "local":
-        choice = choose_device(list(trained.values()), cuda=_cuda_count(), requested=opts.device)
+        choice = choose_device(list(trained.values()), cuda=cuda_count(), requested=opts.device)
         device = resolve_device(choice.name)
         _warn(choice, warn)
         loaded = runs.load_models(entries, device, checkpoints)

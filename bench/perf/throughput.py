@@ -13,7 +13,6 @@ this is the model's cost, not the input pipeline's (`bench.perf data`).
 """
 from __future__ import annotations
 
-import contextlib
 import resource
 import time
 from dataclasses import dataclass
@@ -27,12 +26,9 @@ from bench.losses import build_loss
 from bench.losses.term_grads import GradientProbe
 from bench.models import build_model
 from bench.optim import build_optimizer
-from bench.step import Stepper
+from bench.step import Stepper, autocast
 
 __all__ = ["Row", "measure", "format_rows"]
-
-_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
-
 
 @dataclass
 class Row:
@@ -94,11 +90,8 @@ def measure(*, preset: str, frames: int, size: int, batch: int, precision: str, 
 
     infer_model = net(True).eval()
     forward = torch.compile(infer_model) if layout == "compiled" else infer_model
-    cast = (torch.autocast(device.type, dtype=_DTYPES[precision]) if precision in _DTYPES
-            else contextlib.nullcontext())
-
     def infer() -> None:
-        with torch.no_grad(), cast:
+        with torch.no_grad(), autocast(device.type, precision):
             forward(x)
 
     def timed(fn: Callable[[], None]) -> float:

@@ -63,7 +63,7 @@ def trial_epochs(cfg: Config, study: Study, *, state: dict[str, Any] | None = No
 
     The bare loop `bench.perf tune` times against the same loop inside Tune.
     """
-    from bench.engine import Trainer
+    from bench.engine import Trainer, test_due
 
     t_setup = time.perf_counter()
     trainer = Trainer(cfg)
@@ -91,8 +91,7 @@ def trial_epochs(cfg: Config, study: Study, *, state: dict[str, Any] | None = No
                        if k not in ("loss", "seconds", "clips_per_s", "lr")})
         if trainer.val_loader is not None:
             result.update(_scores("val_", trainer.evaluate(split="val").metrics))
-        k = cfg.train.eval_every
-        if trainer.epoch == cfg.train.epochs or (k and trainer.epoch % k == 0):
+        if test_due(cfg, trainer.epoch):
             result.update(_scores("test_", trainer.evaluate().metrics))  # nothing picks by it
         result["wall_s"] = time.perf_counter() - t_start
         result["setup_s"] = setup_s
